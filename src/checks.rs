@@ -1,0 +1,632 @@
+//! Judging a credential report: the checks security teams already hold IAM to.
+//!
+//! Pure: a report, `now` and thresholds in; findings out. Each check follows the AWS Config
+//! rule, Security Hub control or CIS AWS Foundations recommendation it names. Where tools
+//! disagree the choice is written on the check.
+//!
+//! Written rules that apply to several checks:
+//! - Ages are compared strictly: a credential exactly as old as the threshold passes.
+//! - A never-used credential counts by its age: a key never used counts from its last
+//!   rotation, a password never used (`N/A` or `no_information`) from its last change, else
+//!   from the user's creation. So a credential younger than the threshold is in its grace
+//!   period, and one older fails (as Steampipe and AWS Config judge it; Prowler lets
+//!   never-used keys pass, which hides keys nobody needs).
+//! - Root is exactly the `<root_account>` row. User and key checks judge IAM users only;
+//!   root has its own checks.
+
+use crate::report::{AccessKey, CredentialReport, Stamp, UserRow};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+use std::time::Duration;
+
+/// One check of the brief's table. The snake_case name is the `check` label value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// An IAM user with a console password and no MFA device.
+    ConsoleUserWithoutMfa,
+    /// An IAM user without MFA, console or not.
+    UserWithoutMfa,
+    /// The root user without MFA.
+    RootWithoutMfa,
+    /// The root user has an active access key.
+    RootAccessKey,
+    /// The root user signed in or used a key within the window.
+    RootUsedRecently,
+    /// An active key not rotated within the maximum age.
+    AccessKeyNotRotated,
+    /// An active key not used within the unused-credentials window.
+    UnusedAccessKey,
+    /// A console password not used within the unused-credentials window.
+    UnusedPassword,
+    /// Both key slots hold active keys.
+    TwoActiveAccessKeys,
+    /// A console user with an active key that was never used: a key handed out at setup.
+    AccessKeyAtSetup,
+    /// A console password older than the maximum age.
+    PasswordNotRotated,
+    /// A user with no credential used within the inactivity window.
+    InactiveUser,
+}
+
+impl Check {
+    /// Every check, in the order they are reported.
+    pub const ALL: [Check; 12] = [
+        Check::ConsoleUserWithoutMfa,
+        Check::UserWithoutMfa,
+        Check::RootWithoutMfa,
+        Check::RootAccessKey,
+        Check::RootUsedRecently,
+        Check::AccessKeyNotRotated,
+        Check::UnusedAccessKey,
+        Check::UnusedPassword,
+        Check::TwoActiveAccessKeys,
+        Check::AccessKeyAtSetup,
+        Check::PasswordNotRotated,
+        Check::InactiveUser,
+    ];
+
+    /// The `check` label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::ConsoleUserWithoutMfa => "console_user_without_mfa",
+            Check::UserWithoutMfa => "user_without_mfa",
+            Check::RootWithoutMfa => "root_without_mfa",
+            Check::RootAccessKey => "root_access_key",
+            Check::RootUsedRecently => "root_used_recently",
+            Check::AccessKeyNotRotated => "access_key_not_rotated",
+            Check::UnusedAccessKey => "unused_access_key",
+            Check::UnusedPassword => "unused_password",
+            Check::TwoActiveAccessKeys => "two_active_access_keys",
+            Check::AccessKeyAtSetup => "access_key_at_setup",
+            Check::PasswordNotRotated => "password_not_rotated",
+            Check::InactiveUser => "inactive_user",
+        }
+    }
+
+    /// The CIS AWS Foundations Benchmark recommendation and Security Hub control this check
+    /// matches (CIS numbering of v1.4 / v3.0).
+    pub fn controls(self) -> &'static str {
+        match self {
+            Check::ConsoleUserWithoutMfa => "CIS 1.10, IAM.5",
+            Check::UserWithoutMfa => "IAM.19",
+            Check::RootWithoutMfa => "CIS 1.5, IAM.9",
+            Check::RootAccessKey => "CIS 1.4, IAM.4",
+            Check::RootUsedRecently => "CIS 1.7",
+            Check::AccessKeyNotRotated => "CIS 1.14, IAM.3",
+            Check::UnusedAccessKey => "CIS 1.12, IAM.8, IAM.22",
+            Check::UnusedPassword => "CIS 1.12, IAM.8, IAM.22",
+            Check::TwoActiveAccessKeys => "CIS 1.13",
+            Check::AccessKeyAtSetup => "CIS 1.11",
+            Check::PasswordNotRotated => "-",
+            Check::InactiveUser => "-",
+        }
+    }
+
+    /// Whether the check counts keys (true) or users (false) in `aws_iam_check_failures`.
+    pub fn counts_keys(self) -> bool {
+        matches!(
+            self,
+            Check::RootAccessKey | Check::AccessKeyNotRotated | Check::UnusedAccessKey
+        )
+    }
+
+    /// Looks a check up by its label value.
+    pub fn from_name(name: &str) -> Option<Check> {
+        Check::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Thresholds of the age-based checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// `access_key_not_rotated`: maximum age of an active key since its last rotation.
+    pub access_key_max_age: Duration,
+    /// `unused_access_key` and `unused_password`: how long a credential may go unused
+    /// (90 days per AWS Config; CIS 1.12 and Security Hub IAM.22 use 45).
+    pub unused_credentials: Duration,
+    /// `password_not_rotated`: maximum age of a console password.
+    pub password_max_age: Duration,
+    /// `inactive_user`: how long a user may go without using any credential.
+    pub inactive_user: Duration,
+    /// `root_used_recently`: the window in which any root use is a finding.
+    pub root_recent_use: Duration,
+}
+
+const DAY: u64 = 24 * 60 * 60;
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            access_key_max_age: Duration::from_secs(90 * DAY),
+            unused_credentials: Duration::from_secs(90 * DAY),
+            password_max_age: Duration::from_secs(90 * DAY),
+            inactive_user: Duration::from_secs(90 * DAY),
+            root_recent_use: Duration::from_secs(DAY),
+        }
+    }
+}
+
+/// One failing user (or key) and check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finding {
+    /// The check that failed.
+    pub check: Check,
+    /// Index of the user's row in [`CredentialReport::rows`].
+    pub row: usize,
+    /// The key slot (1 or 2) for key checks.
+    pub key: Option<u8>,
+    /// The timestamp the finding rests on (last rotation, last use...), when there is one.
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// The judged report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Assessment {
+    /// Every finding, grouped by row in report order.
+    pub findings: Vec<Finding>,
+    /// Failures per check, indexed like [`Check::ALL`].
+    counts: [u64; 12],
+}
+
+impl Assessment {
+    /// How many users (or keys, for key checks) fail `check`.
+    pub fn count(&self, check: Check) -> u64 {
+        self.counts[check.index()]
+    }
+
+    /// Whether anything failed.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    fn push(&mut self, f: Finding) {
+        self.counts[f.check.index()] += 1;
+        self.findings.push(f);
+    }
+}
+
+/// `now - t > limit`: strictly older than the threshold.
+fn older_than(t: DateTime<Utc>, now: DateTime<Utc>, limit: Duration) -> bool {
+    let limit = TimeDelta::from_std(limit).unwrap_or(TimeDelta::MAX);
+    now.signed_duration_since(t) > limit
+}
+
+/// A key's last activity: its last use, or (never used, or use unknown) its last rotation.
+pub fn key_last_activity(key: &AccessKey) -> Option<DateTime<Utc>> {
+    key.last_used.at().or(key.last_rotated.at())
+}
+
+/// A password's last activity: its last use, or (never used) its last change, else the
+/// user's creation.
+pub fn password_last_activity(row: &UserRow) -> Option<DateTime<Utc>> {
+    row.password_last_used
+        .at()
+        .or(row.password_last_changed.at())
+        .or(row.created.at())
+}
+
+/// Judges every row of `report` as of `now`.
+pub fn judge(report: &CredentialReport, now: DateTime<Utc>, t: &Thresholds) -> Assessment {
+    let mut out = Assessment::default();
+    for (i, row) in report.rows.iter().enumerate() {
+        if row.is_root {
+            judge_root(&mut out, i, row, now, t);
+        } else {
+            judge_user(&mut out, i, row, now, t);
+        }
+    }
+    out
+}
+
+fn judge_root(out: &mut Assessment, i: usize, row: &UserRow, now: DateTime<Utc>, t: &Thresholds) {
+    let finding = |check, key, since| Finding {
+        check,
+        row: i,
+        key,
+        since,
+    };
+    if !row.mfa_active {
+        out.push(finding(Check::RootWithoutMfa, None, None));
+    }
+    for (slot, key) in row.keys.iter().enumerate() {
+        if key.is_active() {
+            out.push(finding(
+                Check::RootAccessKey,
+                Some(slot as u8 + 1),
+                key.last_rotated.at(),
+            ));
+        }
+    }
+    // Any use within the window, by password or by either key (active or not: a key
+    // deactivated after use was still used).
+    let window = TimeDelta::from_std(t.root_recent_use).unwrap_or(TimeDelta::MAX);
+    let last_use = [
+        row.password_last_used.at(),
+        row.keys[0].last_used.at(),
+        row.keys[1].last_used.at(),
+    ]
+    .into_iter()
+    .flatten()
+    .max();
+    if let Some(used) = last_use {
+        if now.signed_duration_since(used) <= window {
+            out.push(finding(Check::RootUsedRecently, None, Some(used)));
+        }
+    }
+}
+
+fn judge_user(out: &mut Assessment, i: usize, row: &UserRow, now: DateTime<Utc>, t: &Thresholds) {
+    let finding = |check, key, since| Finding {
+        check,
+        row: i,
+        key,
+        since,
+    };
+    let console = row.has_password();
+
+    if console && !row.mfa_active {
+        out.push(finding(Check::ConsoleUserWithoutMfa, None, None));
+    }
+    if !row.mfa_active {
+        out.push(finding(Check::UserWithoutMfa, None, None));
+    }
+
+    let mut active_keys = 0;
+    let mut never_used_active_key = false;
+    let mut every_active_key_idle = true;
+    for (slot, key) in row.keys.iter().enumerate() {
+        if !key.is_active() {
+            continue;
+        }
+        active_keys += 1;
+        let slot = Some(slot as u8 + 1);
+        let rotated = key.last_rotated.at();
+        if let Some(rotated) = rotated {
+            if older_than(rotated, now, t.access_key_max_age) {
+                out.push(finding(Check::AccessKeyNotRotated, slot, Some(rotated)));
+            }
+        }
+        let activity = key_last_activity(key);
+        if activity.is_some_and(|a| older_than(a, now, t.unused_credentials)) {
+            out.push(finding(Check::UnusedAccessKey, slot, activity));
+        }
+        if !activity.is_some_and(|a| older_than(a, now, t.inactive_user)) {
+            every_active_key_idle = false;
+        }
+        // `N/A` is "never used"; a report without last-use columns cannot say.
+        if key.last_used == Stamp::NotApplicable {
+            never_used_active_key = true;
+        }
+    }
+
+    let password_activity = password_last_activity(row);
+    if console && password_activity.is_some_and(|a| older_than(a, now, t.unused_credentials)) {
+        out.push(finding(Check::UnusedPassword, None, password_activity));
+    }
+    if active_keys == 2 {
+        out.push(finding(Check::TwoActiveAccessKeys, None, None));
+    }
+    if console && never_used_active_key {
+        out.push(finding(Check::AccessKeyAtSetup, None, None));
+    }
+    if console {
+        if let Some(changed) = row.password_last_changed.at() {
+            if older_than(changed, now, t.password_max_age) {
+                out.push(finding(Check::PasswordNotRotated, None, Some(changed)));
+            }
+        }
+    }
+
+    // Inactive: the user is past its own grace period, its password is disabled or idle,
+    // and every active key is idle.
+    let past_grace = row
+        .created
+        .at()
+        .is_none_or(|c| older_than(c, now, t.inactive_user));
+    let password_idle =
+        !console || password_activity.is_some_and(|a| older_than(a, now, t.inactive_user));
+    if past_grace && password_idle && every_active_key_idle {
+        let last = [
+            password_activity.filter(|_| console),
+            row.keys[0].last_used.at(),
+            row.keys[1].last_used.at(),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        out.push(finding(Check::InactiveUser, None, last));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{AccessKey, Stamp, UserRow, ROOT_USER};
+
+    fn now() -> DateTime<Utc> {
+        "2026-06-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn days_ago(d: i64) -> Stamp {
+        Stamp::At(now() - TimeDelta::days(d))
+    }
+
+    fn no_key() -> AccessKey {
+        AccessKey {
+            active: false,
+            last_rotated: Stamp::NotApplicable,
+            last_used: Stamp::NotApplicable,
+        }
+    }
+
+    fn key(rotated: i64, used: Option<i64>) -> AccessKey {
+        AccessKey {
+            active: true,
+            last_rotated: days_ago(rotated),
+            last_used: used.map_or(Stamp::NotApplicable, days_ago),
+        }
+    }
+
+    /// A healthy console user: MFA on, password used today, changed 10 days ago, no keys.
+    fn user(name: &str) -> UserRow {
+        UserRow {
+            user: name.into(),
+            arn: format!("arn:aws:iam::111122223333:user/{name}"),
+            is_root: false,
+            created: days_ago(400),
+            password_enabled: Some(true),
+            password_last_used: days_ago(0),
+            password_last_changed: days_ago(10),
+            mfa_active: true,
+            keys: [no_key(), no_key()],
+        }
+    }
+
+    fn root() -> UserRow {
+        UserRow {
+            user: ROOT_USER.into(),
+            arn: "arn:aws:iam::111122223333:root".into(),
+            is_root: true,
+            created: days_ago(2000),
+            password_enabled: None,
+            password_last_used: days_ago(300),
+            password_last_changed: Stamp::NotSupported,
+            mfa_active: true,
+            keys: [no_key(), no_key()],
+        }
+    }
+
+    fn judged(rows: Vec<UserRow>) -> Assessment {
+        let report = CredentialReport {
+            rows,
+            ..Default::default()
+        };
+        judge(&report, now(), &Thresholds::default())
+    }
+
+    fn failing(rows: Vec<UserRow>) -> Vec<&'static str> {
+        judged(rows)
+            .findings
+            .iter()
+            .map(|f| f.check.name())
+            .collect()
+    }
+
+    #[test]
+    fn a_healthy_account_is_clean() {
+        let a = judged(vec![root(), user("alice")]);
+        assert!(a.is_clean(), "{:?}", a.findings);
+        for c in Check::ALL {
+            assert_eq!(a.count(c), 0);
+        }
+    }
+
+    #[test]
+    fn check_names_round_trip_and_are_unique() {
+        for c in Check::ALL {
+            assert_eq!(Check::from_name(c.name()), Some(c));
+            assert_eq!(
+                serde_json::to_string(&c).unwrap(),
+                format!("\"{}\"", c.name())
+            );
+        }
+    }
+
+    #[test]
+    fn mfa_checks_separate_console_users() {
+        let mut console = user("console");
+        console.mfa_active = false;
+        let mut api_only = user("api");
+        api_only.mfa_active = false;
+        api_only.password_enabled = Some(false);
+        let a = judged(vec![console, api_only]);
+        assert_eq!(a.count(Check::ConsoleUserWithoutMfa), 1);
+        assert_eq!(a.count(Check::UserWithoutMfa), 2);
+    }
+
+    #[test]
+    fn root_checks_apply_to_root_only_not_to_names_containing_root() {
+        let mut r = root();
+        r.mfa_active = false;
+        r.keys[0] = key(10, Some(0));
+        let mut kyle = user("kyle_root");
+        kyle.mfa_active = false;
+        kyle.keys[0] = key(10, Some(0));
+        let a = judged(vec![r, kyle]);
+        assert_eq!(a.count(Check::RootWithoutMfa), 1);
+        assert_eq!(a.count(Check::RootAccessKey), 1);
+        assert_eq!(a.count(Check::RootUsedRecently), 1);
+        // kyle_root fails the user checks, root does not.
+        assert_eq!(a.count(Check::UserWithoutMfa), 1);
+        assert!(a
+            .findings
+            .iter()
+            .filter(|f| f.check == Check::UserWithoutMfa)
+            .all(|f| f.row == 1));
+    }
+
+    #[test]
+    fn root_inactive_key_with_a_date_is_not_an_active_root_key() {
+        let mut r = root();
+        r.keys[1] = AccessKey {
+            active: false,
+            last_rotated: days_ago(5000),
+            last_used: Stamp::NotApplicable,
+        };
+        assert!(failing(vec![r]).is_empty());
+    }
+
+    #[test]
+    fn root_used_recently_is_inclusive_at_the_window() {
+        let mut r = root();
+        r.password_last_used = Stamp::At(now() - TimeDelta::days(1));
+        assert_eq!(failing(vec![r.clone()]), ["root_used_recently"]);
+        r.password_last_used = Stamp::At(now() - TimeDelta::days(1) - TimeDelta::seconds(1));
+        assert!(failing(vec![r.clone()]).is_empty());
+        r.password_last_used = Stamp::NoInformation;
+        r.keys[0] = AccessKey {
+            active: false,
+            last_rotated: days_ago(100),
+            last_used: Stamp::At(now() - TimeDelta::hours(2)),
+        };
+        assert_eq!(failing(vec![r]), ["root_used_recently"]);
+    }
+
+    #[test]
+    fn key_rotation_passes_exactly_at_the_threshold() {
+        let mut u = user("u");
+        u.keys[0] = key(90, Some(0));
+        assert!(failing(vec![u.clone()]).is_empty());
+        u.keys[0].last_rotated = Stamp::At(now() - TimeDelta::days(90) - TimeDelta::seconds(1));
+        assert_eq!(failing(vec![u]), ["access_key_not_rotated"]);
+    }
+
+    #[test]
+    fn inactive_keys_are_not_judged_for_age_or_use() {
+        let mut u = user("u");
+        u.keys[0] = AccessKey {
+            active: false,
+            last_rotated: days_ago(1000),
+            last_used: days_ago(900),
+        };
+        assert!(failing(vec![u]).is_empty());
+    }
+
+    #[test]
+    fn never_used_keys_have_a_grace_period_then_fail() {
+        let mut u = user("u");
+        u.password_enabled = Some(false);
+        u.password_last_used = Stamp::NotApplicable;
+        u.password_last_changed = Stamp::NotApplicable;
+        u.keys[0] = key(30, None);
+        u.created = days_ago(30);
+        assert!(failing(vec![u.clone()]).is_empty());
+        u.keys[0] = key(91, None);
+        u.created = days_ago(91);
+        let f = failing(vec![u]);
+        assert!(f.contains(&"unused_access_key"), "{f:?}");
+        assert!(f.contains(&"access_key_not_rotated"), "{f:?}");
+        assert!(f.contains(&"inactive_user"), "{f:?}");
+    }
+
+    #[test]
+    fn unused_key_judged_by_last_use_when_used() {
+        let mut u = user("u");
+        u.keys[0] = key(10, Some(91));
+        // Rotated 10 days ago but "used 91 days ago" cannot happen in AWS; the last use decides.
+        assert_eq!(failing(vec![u.clone()]), ["unused_access_key"]);
+        u.keys[0] = key(10, Some(90));
+        assert!(failing(vec![u]).is_empty());
+    }
+
+    #[test]
+    fn unused_password_falls_back_to_change_then_creation() {
+        let mut u = user("u");
+        u.password_last_used = Stamp::NoInformation;
+        u.password_last_changed = days_ago(50);
+        assert!(failing(vec![u.clone()]).is_empty());
+        u.password_last_changed = days_ago(95);
+        let f = failing(vec![u.clone()]);
+        assert!(f.contains(&"unused_password"), "{f:?}");
+        assert!(f.contains(&"password_not_rotated"), "{f:?}");
+        u.password_last_used = Stamp::NotApplicable;
+        u.password_last_changed = Stamp::NotApplicable;
+        u.created = days_ago(100);
+        assert_eq!(failing(vec![u]), ["unused_password", "inactive_user"]);
+    }
+
+    #[test]
+    fn password_checks_ignore_users_without_a_password() {
+        let mut u = user("u");
+        u.password_enabled = Some(false);
+        u.password_last_changed = days_ago(500);
+        u.password_last_used = days_ago(500);
+        u.keys[0] = key(10, Some(1));
+        assert!(failing(vec![u]).is_empty());
+    }
+
+    #[test]
+    fn two_active_keys_and_key_at_setup() {
+        let mut u = user("u");
+        u.keys = [key(10, Some(1)), key(5, None)];
+        let f = failing(vec![u.clone()]);
+        assert_eq!(f, ["two_active_access_keys", "access_key_at_setup"]);
+        // Without a console password a never-used key is not a setup key.
+        u.password_enabled = Some(false);
+        assert_eq!(failing(vec![u.clone()]), ["two_active_access_keys"]);
+        // A legacy report (no last-use column) cannot say a key was never used.
+        u.password_enabled = Some(true);
+        u.keys[1].last_used = Stamp::Missing;
+        assert_eq!(failing(vec![u]), ["two_active_access_keys"]);
+    }
+
+    #[test]
+    fn inactive_user_needs_every_credential_idle_and_past_grace() {
+        let mut u = user("u");
+        u.password_last_used = days_ago(200);
+        u.keys[0] = key(300, Some(100));
+        let f = failing(vec![u.clone()]);
+        assert!(f.contains(&"inactive_user"), "{f:?}");
+        // One recently used key makes the user active.
+        u.keys[1] = key(10, Some(2));
+        let f = failing(vec![u.clone()]);
+        assert!(!f.contains(&"inactive_user"), "{f:?}");
+        // A brand-new user without credentials is in its grace period.
+        let mut fresh = user("fresh");
+        fresh.password_enabled = Some(false);
+        fresh.created = days_ago(3);
+        assert!(failing(vec![fresh.clone()]).is_empty());
+        fresh.created = days_ago(120);
+        assert_eq!(failing(vec![fresh]), ["inactive_user"]);
+    }
+
+    #[test]
+    fn key_checks_count_keys_user_checks_count_users() {
+        let mut u = user("u");
+        u.keys = [key(200, Some(1)), key(300, Some(1))];
+        let a = judged(vec![u]);
+        assert_eq!(a.count(Check::AccessKeyNotRotated), 2);
+        assert_eq!(a.count(Check::TwoActiveAccessKeys), 1);
+        assert!(Check::AccessKeyNotRotated.counts_keys());
+        assert!(!Check::TwoActiveAccessKeys.counts_keys());
+    }
+
+    #[test]
+    fn future_dates_are_not_old() {
+        let mut u = user("u");
+        u.keys[0] = AccessKey {
+            active: true,
+            last_rotated: Stamp::At(now() + TimeDelta::days(365 * 70)),
+            last_used: Stamp::NotApplicable,
+        };
+        u.password_enabled = Some(false);
+        let f = failing(vec![u]);
+        assert!(!f.contains(&"access_key_not_rotated"), "{f:?}");
+        assert!(!f.contains(&"unused_access_key"), "{f:?}");
+    }
+}

@@ -1,0 +1,357 @@
+//! Command-line flags in the Prometheus exporter convention (`--web.listen-address`,
+//! `--log.level`...). Every flag can also be set from the environment: `--a.b-c` is
+//! `IAM_CREDENTIALS_EXPORTER_A_B_C`. Raw flags are turned into validated settings here;
+//! nothing else parses strings from the user.
+
+use crate::checks::Thresholds;
+use crate::metrics::RenderOptions;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use regex::Regex;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The default port, chosen outside the 9100-9999 range the Prometheus wiki has fully
+/// allocated to other exporters.
+pub const DEFAULT_PORT: u16 = 10461;
+
+const ABOUT: &str = "Prometheus exporter for the AWS IAM credential report";
+
+const LONG_ABOUT: &str = "\
+Prometheus exporter for the AWS IAM credential report.
+
+Refreshes each account's credential report in the background, judges it against the CIS AWS
+Foundations Benchmark and AWS Security Hub checks (MFA, access key age and use, password age,
+root account safety) and serves the result on /metrics. Scrapes never call AWS.
+
+Run it on a report file (no AWS account needed):
+    iam-credentials-exporter --report.file credential-report.csv
+
+Judge a report offline and print the findings:
+    iam-credentials-exporter check credential-report.csv
+
+Every flag can also be set from the environment: --web.listen-address is
+IAM_CREDENTIALS_EXPORTER_WEB_LISTEN_ADDRESS, and so on.";
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "iam-credentials-exporter",
+    version = crate::LONG_VERSION,
+    about = ABOUT,
+    long_about = LONG_ABOUT
+)]
+pub struct Cli {
+    /// What to do; without a command, run the exporter.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Exporter flags.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    /// Check thresholds (for the exporter and `check`).
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Judge a credential report offline and print the findings.
+    ///
+    /// Exits 0 when every check passes, 1 when any fails, 2 when the report cannot be read.
+    Check(CheckArgs),
+}
+
+/// Flags of the long-running exporter.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on: `:PORT` for every interface, or `HOST:PORT`.
+    #[arg(
+        long = "web.listen-address",
+        env = "IAM_CREDENTIALS_EXPORTER_WEB_LISTEN_ADDRESS",
+        default_value = ":10461",
+        value_name = "ADDRESS"
+    )]
+    pub listen_address: String,
+
+    /// Path under which to expose metrics.
+    #[arg(
+        long = "web.telemetry-path",
+        env = "IAM_CREDENTIALS_EXPORTER_WEB_TELEMETRY_PATH",
+        default_value = "/metrics",
+        value_name = "PATH",
+        value_parser = telemetry_path
+    )]
+    pub telemetry_path: String,
+
+    /// Serve the credential report in this CSV file instead of calling AWS (re-read every
+    /// refresh interval).
+    #[arg(
+        long = "report.file",
+        env = "IAM_CREDENTIALS_EXPORTER_REPORT_FILE",
+        value_name = "PATH"
+    )]
+    pub report_file: Option<PathBuf>,
+
+    /// How often to refresh each account's report (e.g. 15m, 1h). AWS regenerates a report
+    /// at most every 4 hours; live account facts (root MFA, MFA devices) are read every
+    /// refresh.
+    #[arg(
+        long = "refresh.interval",
+        env = "IAM_CREDENTIALS_EXPORTER_REFRESH_INTERVAL",
+        default_value = "15m",
+        value_name = "DURATION",
+        value_parser = positive_duration
+    )]
+    pub refresh_interval: Duration,
+
+    /// Export per-user series (they let alerts name the user, at a cost in cardinality).
+    #[arg(
+        long = "metrics.per-user",
+        env = "IAM_CREDENTIALS_EXPORTER_METRICS_PER_USER",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub per_user: bool,
+
+    /// Export per-user series only for users whose name matches this regular expression.
+    #[arg(
+        long = "metrics.user-include",
+        env = "IAM_CREDENTIALS_EXPORTER_METRICS_USER_INCLUDE",
+        value_name = "REGEX"
+    )]
+    pub user_include: Option<Regex>,
+
+    /// Never export per-user series for users whose name matches this regular expression.
+    #[arg(
+        long = "metrics.user-exclude",
+        env = "IAM_CREDENTIALS_EXPORTER_METRICS_USER_EXCLUDE",
+        value_name = "REGEX"
+    )]
+    pub user_exclude: Option<Regex>,
+
+    /// Serve at most this many connections at once.
+    #[arg(
+        long = "web.max-connections",
+        env = "IAM_CREDENTIALS_EXPORTER_WEB_MAX_CONNECTIONS",
+        default_value_t = 256,
+        value_name = "N"
+    )]
+    pub max_connections: usize,
+}
+
+impl ServeArgs {
+    /// Which per-user series to render.
+    pub fn render_options(&self) -> RenderOptions {
+        RenderOptions {
+            per_user: self.per_user,
+            user_include: self.user_include.clone(),
+            user_exclude: self.user_exclude.clone(),
+        }
+    }
+}
+
+/// Thresholds of the age-based checks, as humantime durations (`90d`, `45days`, `12h`).
+#[derive(Debug, Args, Clone)]
+pub struct ThresholdArgs {
+    /// access_key_not_rotated: maximum age of an active access key.
+    #[arg(long = "check.access-key-max-age", env = "IAM_CREDENTIALS_EXPORTER_CHECK_ACCESS_KEY_MAX_AGE",
+          default_value = "90d", value_name = "DURATION", value_parser = positive_duration, global = true)]
+    pub access_key_max_age: Duration,
+
+    /// unused_access_key and unused_password: how long a credential may go unused (AWS Config
+    /// uses 90 days; CIS 1.12 and Security Hub IAM.22 use 45).
+    #[arg(long = "check.unused-credentials", env = "IAM_CREDENTIALS_EXPORTER_CHECK_UNUSED_CREDENTIALS",
+          default_value = "90d", value_name = "DURATION", value_parser = positive_duration, global = true)]
+    pub unused_credentials: Duration,
+
+    /// password_not_rotated: maximum age of a console password.
+    #[arg(long = "check.password-max-age", env = "IAM_CREDENTIALS_EXPORTER_CHECK_PASSWORD_MAX_AGE",
+          default_value = "90d", value_name = "DURATION", value_parser = positive_duration, global = true)]
+    pub password_max_age: Duration,
+
+    /// inactive_user: how long a user may go without using any credential.
+    #[arg(long = "check.inactive-user", env = "IAM_CREDENTIALS_EXPORTER_CHECK_INACTIVE_USER",
+          default_value = "90d", value_name = "DURATION", value_parser = positive_duration, global = true)]
+    pub inactive_user: Duration,
+
+    /// root_used_recently: any root sign-in or key use within this window is a finding.
+    #[arg(long = "check.root-recent-use", env = "IAM_CREDENTIALS_EXPORTER_CHECK_ROOT_RECENT_USE",
+          default_value = "1d", value_name = "DURATION", value_parser = positive_duration, global = true)]
+    pub root_recent_use: Duration,
+}
+
+impl ThresholdArgs {
+    /// The thresholds.
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            access_key_max_age: self.access_key_max_age,
+            unused_credentials: self.unused_credentials,
+            password_max_age: self.password_max_age,
+            inactive_user: self.inactive_user,
+            root_recent_use: self.root_recent_use,
+        }
+    }
+}
+
+/// Log level.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Everything, including each unchanged refresh.
+    Debug,
+    /// Refresh outcomes and start-up.
+    Info,
+    /// Failures only.
+    Warn,
+    /// Errors only.
+    Error,
+}
+
+/// Log format.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `key=value` pairs, as Prometheus components log.
+    Logfmt,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging flags.
+#[derive(Debug, Args, Clone)]
+pub struct LogArgs {
+    /// Only log messages with the given severity or above.
+    #[arg(
+        long = "log.level",
+        env = "IAM_CREDENTIALS_EXPORTER_LOG_LEVEL",
+        value_enum,
+        default_value = "info",
+        global = true
+    )]
+    pub level: LogLevel,
+
+    /// Output format of log messages (written to standard error).
+    #[arg(
+        long = "log.format",
+        env = "IAM_CREDENTIALS_EXPORTER_LOG_FORMAT",
+        value_enum,
+        default_value = "logfmt",
+        global = true
+    )]
+    pub format: LogFormat,
+}
+
+/// Output format of `check`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// An aligned table for people.
+    Table,
+    /// One JSON document.
+    Json,
+    /// CSV, for spreadsheets.
+    Csv,
+}
+
+/// Flags of `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The report: a CSV file, or `-` (the default) for standard input.
+    #[arg(value_name = "FILE", default_value = "-")]
+    pub file: String,
+
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+
+    /// Judge as of this time (RFC 3339, e.g. 2026-01-31T00:00:00Z) instead of now.
+    #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    let d =
+        humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 90d, 15m, 1h30m)"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".to_owned());
+    }
+    Ok(d)
+}
+
+fn telemetry_path(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') || s.len() < 2 || s.starts_with("/-/") {
+        return Err("must start with / and not be / or under /-/".to_owned());
+    }
+    Ok(s.to_owned())
+}
+
+fn rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{e} (expected e.g. 2026-01-31T00:00:00Z)"))
+}
+
+/// Turns `--web.listen-address` into something to bind: `:PORT` means every interface.
+pub fn listen_target(address: &str) -> String {
+    match address.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => address.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_follow_the_brief() {
+        let cli = Cli::try_parse_from(["x"]).unwrap();
+        assert_eq!(cli.serve.listen_address, ":10461");
+        assert_eq!(cli.serve.telemetry_path, "/metrics");
+        assert_eq!(cli.serve.refresh_interval, Duration::from_secs(900));
+        assert!(cli.serve.per_user);
+        assert_eq!(cli.thresholds.thresholds(), Thresholds::default());
+    }
+
+    #[test]
+    fn thresholds_apply_to_check_too() {
+        let cli = Cli::try_parse_from(["x", "check", "r.csv", "--check.unused-credentials", "45d"])
+            .unwrap();
+        assert_eq!(
+            cli.thresholds.unused_credentials,
+            Duration::from_secs(45 * 86400)
+        );
+        assert!(matches!(cli.command, Some(Command::Check(ref c)) if c.file == "r.csv"));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_flag_named() {
+        for args in [
+            vec!["x", "--refresh.interval", "soon"],
+            vec!["x", "--refresh.interval", "0s"],
+            vec!["x", "--web.telemetry-path", "metrics"],
+            vec!["x", "--metrics.user-include", "("],
+            vec!["x", "--metrics.per-user", "maybe"],
+            vec!["x", "--log.level", "loud"],
+        ] {
+            let err = Cli::try_parse_from(&args).unwrap_err().to_string();
+            assert!(err.contains(args[1]), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn listen_targets() {
+        assert_eq!(listen_target(":10461"), "0.0.0.0:10461");
+        assert_eq!(listen_target("127.0.0.1:0"), "127.0.0.1:0");
+    }
+}

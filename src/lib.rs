@@ -1,0 +1,45 @@
+//! A Prometheus exporter for the AWS IAM credential report.
+//!
+//! Module map, from the outside in:
+//! - [`cli`]: command-line flags, validated into settings.
+//! - [`daemon`]: wiring of the long-running exporter (logging, listener, loops, signals).
+//! - [`server`]: the HTTP server; it serves only what [`hub`] last published.
+//! - [`hub`]: shared state between collection and serving; re-renders on every change.
+//! - [`refresh`]: the per-account refresh loops.
+//! - [`source`]: where reports come from (a file here; AWS behind its own fence).
+//! - [`report`]: pure parsing of the credential report CSV.
+//! - [`checks`]: pure judging of a report against the CIS / Security Hub checks.
+//! - [`metrics`]: the metrics contract and pure rendering into exposition text.
+//! - [`landing`]: the landing page.
+//! - [`offline`]: the `check` subcommand's output formats.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod checks;
+pub mod cli;
+pub mod daemon;
+pub mod hub;
+pub mod landing;
+pub mod metrics;
+pub mod offline;
+pub mod refresh;
+pub mod report;
+pub mod server;
+pub mod source;
+
+/// The crate version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The source revision the binary was built from (`unknown` outside a git checkout).
+pub const REVISION: &str = match option_env!("IAM_CREDENTIALS_EXPORTER_REVISION") {
+    Some(r) => r,
+    None => "unknown",
+};
+
+/// `--version` output: version and revision.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("IAM_CREDENTIALS_EXPORTER_REVISION_OR_UNKNOWN"),
+    ")"
+);

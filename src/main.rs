@@ -1,0 +1,30 @@
+//! The `iam-credentials-exporter` binary: parse flags, run, report errors.
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use iam_credentials_exporter::cli::{Cli, Command};
+use iam_credentials_exporter::{daemon, offline};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Check(args)) = &cli.command {
+        return offline::run(args, &cli.thresholds.thresholds());
+    }
+    daemon::init_logging(&cli.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(daemon::run(cli.serve, cli.thresholds)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "Exiting");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,600 @@
+//! The metrics contract: every family's name, type and help in one table, and the pure
+//! functions that render a judged report, live account facts and the exporter's own state
+//! into exposition text.
+//!
+//! Rendering happens when data changes, never on a scrape: each account's families are
+//! rendered into per-family bodies once per new report, and [`compose`] stitches the bodies of
+//! all accounts under one `# HELP`/`# TYPE` header per family. A snapshot is rendered afresh
+//! from its report, so a user deleted from IAM loses its series at the next report.
+
+use crate::checks::{key_last_activity, Assessment, Check};
+use crate::report::CredentialReport;
+use crate::source::{FailureReason, LiveFacts};
+use chrono::{DateTime, Utc};
+use prometheus::proto::{self, MetricType};
+use prometheus::Encoder;
+use regex::Regex;
+
+const REPORT_AGE_NOTE: &str = "From the IAM credential report, which AWS regenerates at most every 4 hours: the value can be up to 4 hours old, and is cached by the exporter between refreshes.";
+
+macro_rules! families {
+    ($( $variant:ident => ($name:literal, $kind:ident, $help:expr) ),+ $(,)?) => {
+        /// Every metric family the exporter can export, in exposition order.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Family { $( #[doc = $name] $variant ),+ }
+
+        impl Family {
+            /// All families in exposition order.
+            pub const ALL: &'static [Family] = &[ $( Family::$variant ),+ ];
+
+            /// The metric name.
+            pub fn name(self) -> &'static str {
+                match self { $( Family::$variant => $name ),+ }
+            }
+
+            /// The metric type.
+            pub fn kind(self) -> MetricType {
+                match self { $( Family::$variant => MetricType::$kind ),+ }
+            }
+
+            /// The HELP text.
+            pub fn help(self) -> String {
+                match self { $( Family::$variant => $help.to_string() ),+ }
+            }
+        }
+    };
+}
+
+families! {
+    ReportGenerated => ("aws_iam_credential_report_generated_timestamp_seconds", GAUGE,
+        "When AWS generated the credential report, as a Unix timestamp (file mode: the file's modification time). AWS regenerates the report at most every 4 hours, so report-derived series can be up to 4 hours old."),
+    ReportRowsSkipped => ("aws_iam_credential_report_rows_skipped", GAUGE,
+        "Rows of the last credential report that were skipped because their field count or a value was invalid."),
+    Users => ("aws_iam_users", GAUGE,
+        format!("IAM users in the account, root excluded. {REPORT_AGE_NOTE}")),
+    ConsoleUsers => ("aws_iam_console_users", GAUGE,
+        format!("IAM users with a console password enabled, root excluded. {REPORT_AGE_NOTE}")),
+    AccessKeys => ("aws_iam_access_keys", GAUGE,
+        format!("Existing access keys of IAM users (root excluded) by state. {REPORT_AGE_NOTE}")),
+    CheckFailures => ("aws_iam_check_failures", GAUGE,
+        format!("Users (or, for key checks, access keys) failing each check; 0 when clean. {REPORT_AGE_NOTE}")),
+    UserCheckFailed => ("aws_iam_user_check_failed", GAUGE,
+        format!("1 for each user and check the user fails. {REPORT_AGE_NOTE}")),
+    AccessKeyAge => ("aws_iam_access_key_age_seconds", HISTOGRAM,
+        format!("Age of active IAM user access keys since their last rotation, in seconds. {REPORT_AGE_NOTE}")),
+    AccessKeyIdle => ("aws_iam_access_key_idle_seconds", HISTOGRAM,
+        format!("Time since active IAM user access keys were last used (never-used keys: since their last rotation), in seconds. {REPORT_AGE_NOTE}")),
+    UserMfaActive => ("aws_iam_user_mfa_active", GAUGE,
+        format!("1 if the user has an MFA device active. {REPORT_AGE_NOTE}")),
+    UserPasswordEnabled => ("aws_iam_user_password_enabled", GAUGE,
+        format!("1 if the user has a console password. {REPORT_AGE_NOTE}")),
+    UserPasswordLastUsed => ("aws_iam_user_password_last_used_timestamp_seconds", GAUGE,
+        format!("When the user's password was last used, as a Unix timestamp; absent when never used or unknown. {REPORT_AGE_NOTE}")),
+    AccessKeyActive => ("aws_iam_access_key_active", GAUGE,
+        format!("1 if the access key in the slot is active, 0 if it exists but is inactive. {REPORT_AGE_NOTE}")),
+    AccessKeyLastRotated => ("aws_iam_access_key_last_rotated_timestamp_seconds", GAUGE,
+        format!("When the access key was created or last rotated, as a Unix timestamp. {REPORT_AGE_NOTE}")),
+    AccessKeyLastUsed => ("aws_iam_access_key_last_used_timestamp_seconds", GAUGE,
+        format!("When the access key was last used, as a Unix timestamp; absent when never used. {REPORT_AGE_NOTE}")),
+    RootMfaEnabled => ("aws_iam_root_mfa_enabled", GAUGE,
+        "1 if the root user has MFA (GetAccountSummary AccountMFAEnabled, live on every refresh, not subject to the report's 4-hour cache)."),
+    RootAccessKeysPresent => ("aws_iam_root_access_keys_present", GAUGE,
+        "1 if the root user has access keys (GetAccountSummary AccountAccessKeysPresent, live on every refresh)."),
+    MfaDevicesInUse => ("aws_iam_mfa_devices_in_use", GAUGE,
+        "MFA devices assigned to users (GetAccountSummary MFADevicesInUse, live on every refresh)."),
+    AccountInfo => ("aws_iam_account_info", GAUGE,
+        "Account metadata: the IAM account alias (empty when none) and the configured display name. Always 1."),
+    PasswordPolicyPresent => ("aws_iam_password_policy_present", GAUGE,
+        "1 if the account has an IAM password policy (GetAccountPasswordPolicy, live on every refresh)."),
+    PasswordPolicyMinimumLength => ("aws_iam_password_policy_minimum_length", GAUGE,
+        "The password policy's minimum password length (CIS recommends 14 or more)."),
+    PasswordPolicyReusePrevention => ("aws_iam_password_policy_reuse_prevention", GAUGE,
+        "How many previous passwords the policy forbids reusing (CIS recommends 24); 0 when unset."),
+    PasswordPolicyMaxAge => ("aws_iam_password_policy_max_age_seconds", GAUGE,
+        "The password policy's maximum password age in seconds; 0 when passwords never expire."),
+    PasswordPolicyRequirement => ("aws_iam_password_policy_requirement", GAUGE,
+        "1 if the password policy requires the character class."),
+    RefreshSuccess => ("iam_credentials_exporter_refresh_success", GAUGE,
+        "1 if the account's last refresh succeeded, 0 if it failed (the last good data keeps being served)."),
+    LastRefreshSuccess => ("iam_credentials_exporter_last_refresh_success_timestamp_seconds", GAUGE,
+        "When the account's last successful refresh finished, as a Unix timestamp."),
+    RefreshDuration => ("iam_credentials_exporter_refresh_duration_seconds", GAUGE,
+        "How long the account's last refresh took, in seconds."),
+    RefreshesTotal => ("iam_credentials_exporter_refreshes_total", COUNTER,
+        "Refresh attempts per account."),
+    RefreshFailuresTotal => ("iam_credentials_exporter_refresh_failures_total", COUNTER,
+        "Failed refreshes per account, by reason."),
+    LiveCallFailuresTotal => ("iam_credentials_exporter_live_call_failures_total", COUNTER,
+        "Failed live account calls (GetAccountSummary, ListAccountAliases, GetAccountPasswordPolicy) per account, by API and reason; they do not fail the refresh."),
+    BuildInfo => ("iam_credentials_exporter_build_info", GAUGE,
+        "The exporter's version and source revision. Always 1."),
+}
+
+/// Histogram buckets for key age and idle time: 1, 7, 30, 45, 60, 90, 180, 365 and 730 days.
+pub const KEY_AGE_BUCKETS_DAYS: [u64; 9] = [1, 7, 30, 45, 60, 90, 180, 365, 730];
+
+/// Which per-user series to export.
+#[derive(Debug, Clone, Default)]
+pub struct RenderOptions {
+    /// Export per-user series at all (they name users: alerts can say who, at a cost in
+    /// cardinality).
+    pub per_user: bool,
+    /// Only users whose name matches.
+    pub user_include: Option<Regex>,
+    /// Never users whose name matches.
+    pub user_exclude: Option<Regex>,
+}
+
+impl RenderOptions {
+    /// Per-user series for every user.
+    pub fn all_users() -> RenderOptions {
+        RenderOptions {
+            per_user: true,
+            ..RenderOptions::default()
+        }
+    }
+
+    fn wants(&self, user: &str) -> bool {
+        self.per_user
+            && self.user_include.as_ref().is_none_or(|r| r.is_match(user))
+            && !self.user_exclude.as_ref().is_some_and(|r| r.is_match(user))
+    }
+}
+
+/// Rendered sample lines, one body per family (without `# HELP`/`# TYPE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bodies(Vec<String>);
+
+impl Default for Bodies {
+    fn default() -> Self {
+        Bodies(vec![String::new(); Family::ALL.len()])
+    }
+}
+
+impl Bodies {
+    /// The body of one family.
+    pub fn get(&self, f: Family) -> &str {
+        &self.0[f as usize]
+    }
+
+    /// Total bytes held.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(String::len).sum()
+    }
+
+    /// Whether nothing was rendered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn set(&mut self, f: Family, metrics: Vec<proto::Metric>) {
+        self.0[f as usize] = encode_samples(f, metrics);
+    }
+}
+
+/// Encodes a family's samples with the prometheus crate's text encoder and keeps only the
+/// sample lines (the header is written once per family by [`compose`]).
+fn encode_samples(f: Family, metrics: Vec<proto::Metric>) -> String {
+    if metrics.is_empty() {
+        return String::new();
+    }
+    let mut mf = proto::MetricFamily::default();
+    mf.set_name(f.name().to_owned());
+    mf.set_field_type(f.kind());
+    mf.set_metric(metrics);
+    let mut buf = Vec::new();
+    prometheus::TextEncoder::new()
+        .encode(&[mf], &mut buf)
+        .expect("encoding a metric family with samples cannot fail");
+    let text = String::from_utf8(buf).expect("the text encoder writes UTF-8");
+    // An empty help means the only header line is `# TYPE`.
+    match text.find('\n') {
+        Some(i) => text[i + 1..].to_owned(),
+        None => String::new(),
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Vec<proto::LabelPair> {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let mut l = proto::LabelPair::default();
+            l.set_name((*k).to_owned());
+            l.set_value((*v).to_owned());
+            l
+        })
+        .collect()
+}
+
+fn gauge(pairs: &[(&str, &str)], value: f64) -> proto::Metric {
+    let mut g = proto::Gauge::default();
+    g.set_value(value);
+    let mut m = proto::Metric::from_gauge(g);
+    m.set_label(labels(pairs));
+    m
+}
+
+fn counter(pairs: &[(&str, &str)], value: f64) -> proto::Metric {
+    let mut c = proto::Counter::default();
+    c.set_value(value);
+    let mut m = proto::Metric::default();
+    m.set_counter(c);
+    m.set_label(labels(pairs));
+    m
+}
+
+fn histogram(pairs: &[(&str, &str)], values: &[f64]) -> proto::Metric {
+    let buckets = KEY_AGE_BUCKETS_DAYS
+        .iter()
+        .map(|&d| {
+            let upper = (d * 86_400) as f64;
+            let mut b = proto::Bucket::default();
+            b.set_upper_bound(upper);
+            b.set_cumulative_count(values.iter().filter(|&&v| v <= upper).count() as u64);
+            b
+        })
+        .collect();
+    let mut h = proto::Histogram::default();
+    h.set_bucket(buckets);
+    h.set_sample_count(values.len() as u64);
+    h.set_sample_sum(values.iter().sum());
+    let mut m = proto::Metric::default();
+    m.set_histogram(h);
+    m.set_label(labels(pairs));
+    m
+}
+
+fn bool_value(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+fn seconds(t: DateTime<Utc>) -> f64 {
+    t.timestamp() as f64
+}
+
+/// Renders a judged report for one account.
+pub fn render_report(
+    account_id: &str,
+    report: &CredentialReport,
+    assessment: &Assessment,
+    generated_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    opts: &RenderOptions,
+) -> Bodies {
+    let acct = ("account_id", account_id);
+    let mut out = Bodies::default();
+
+    if let Some(t) = generated_at {
+        out.set(Family::ReportGenerated, vec![gauge(&[acct], seconds(t))]);
+    }
+    out.set(
+        Family::ReportRowsSkipped,
+        vec![gauge(&[acct], report.skipped.len() as f64)],
+    );
+
+    let users = report.users().count();
+    let console = report.users().filter(|u| u.has_password()).count();
+    let (mut active, mut inactive) = (0u64, 0u64);
+    let mut ages = Vec::new();
+    let mut idle = Vec::new();
+    for key in report.users().flat_map(|u| u.keys.iter()) {
+        if !key.exists() {
+            continue;
+        }
+        if !key.active {
+            inactive += 1;
+            continue;
+        }
+        active += 1;
+        if let Some(rotated) = key.last_rotated.at() {
+            ages.push(now.signed_duration_since(rotated).num_seconds().max(0) as f64);
+        }
+        if let Some(last) = key_last_activity(key) {
+            idle.push(now.signed_duration_since(last).num_seconds().max(0) as f64);
+        }
+    }
+    out.set(Family::Users, vec![gauge(&[acct], users as f64)]);
+    out.set(Family::ConsoleUsers, vec![gauge(&[acct], console as f64)]);
+    out.set(
+        Family::AccessKeys,
+        vec![
+            gauge(&[acct, ("state", "active")], active as f64),
+            gauge(&[acct, ("state", "inactive")], inactive as f64),
+        ],
+    );
+    out.set(
+        Family::CheckFailures,
+        Check::ALL
+            .iter()
+            .map(|c| gauge(&[acct, ("check", c.name())], assessment.count(*c) as f64))
+            .collect(),
+    );
+    out.set(Family::AccessKeyAge, vec![histogram(&[acct], &ages)]);
+    out.set(Family::AccessKeyIdle, vec![histogram(&[acct], &idle)]);
+
+    if !opts.per_user {
+        return out;
+    }
+
+    // One series per failing (user, check): key checks can fail twice for one user.
+    let mut failed = Vec::new();
+    let mut last: Option<(usize, Check)> = None;
+    for f in &assessment.findings {
+        if last == Some((f.row, f.check)) {
+            continue;
+        }
+        last = Some((f.row, f.check));
+        let user = &report.rows[f.row].user;
+        if opts.wants(user) {
+            failed.push(gauge(
+                &[acct, ("check", f.check.name()), ("user", user)],
+                1.0,
+            ));
+        }
+    }
+    out.set(Family::UserCheckFailed, failed);
+
+    let (mut mfa, mut password, mut password_used) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut key_active, mut rotated, mut used) = (Vec::new(), Vec::new(), Vec::new());
+    for row in report.rows.iter().filter(|r| opts.wants(&r.user)) {
+        let user = ("user", row.user.as_str());
+        mfa.push(gauge(&[acct, user], bool_value(row.mfa_active)));
+        if let Some(enabled) = row.password_enabled {
+            password.push(gauge(&[acct, user], bool_value(enabled)));
+        }
+        if let Some(t) = row.password_last_used.at() {
+            password_used.push(gauge(&[acct, user], seconds(t)));
+        }
+        for (slot, key) in row.keys.iter().enumerate() {
+            if !key.exists() {
+                continue;
+            }
+            let k = ("key", ["1", "2"][slot]);
+            key_active.push(gauge(&[acct, k, user], bool_value(key.active)));
+            if let Some(t) = key.last_rotated.at() {
+                rotated.push(gauge(&[acct, k, user], seconds(t)));
+            }
+            if let Some(t) = key.last_used.at() {
+                used.push(gauge(&[acct, k, user], seconds(t)));
+            }
+        }
+    }
+    out.set(Family::UserMfaActive, mfa);
+    out.set(Family::UserPasswordEnabled, password);
+    out.set(Family::UserPasswordLastUsed, password_used);
+    out.set(Family::AccessKeyActive, key_active);
+    out.set(Family::AccessKeyLastRotated, rotated);
+    out.set(Family::AccessKeyLastUsed, used);
+    out
+}
+
+/// Renders the live account facts and the account's info series.
+pub fn render_live(account_id: &str, name: Option<&str>, live: Option<&LiveFacts>) -> Bodies {
+    let acct = ("account_id", account_id);
+    let mut out = Bodies::default();
+    let alias = live.and_then(|l| l.alias.as_deref());
+    if live.is_some() || name.is_some() {
+        out.set(
+            Family::AccountInfo,
+            vec![gauge(
+                &[
+                    acct,
+                    ("alias", alias.unwrap_or("")),
+                    ("name", name.unwrap_or("")),
+                ],
+                1.0,
+            )],
+        );
+    }
+    let Some(live) = live else {
+        return out;
+    };
+    if let Some(s) = live.summary {
+        out.set(
+            Family::RootMfaEnabled,
+            vec![gauge(&[acct], bool_value(s.root_mfa_enabled))],
+        );
+        out.set(
+            Family::RootAccessKeysPresent,
+            vec![gauge(&[acct], bool_value(s.root_access_keys_present))],
+        );
+        out.set(
+            Family::MfaDevicesInUse,
+            vec![gauge(&[acct], s.mfa_devices_in_use as f64)],
+        );
+    }
+    if let Some(policy) = live.password_policy {
+        out.set(
+            Family::PasswordPolicyPresent,
+            vec![gauge(&[acct], bool_value(policy.is_some()))],
+        );
+        if let Some(p) = policy {
+            out.set(
+                Family::PasswordPolicyMinimumLength,
+                vec![gauge(&[acct], f64::from(p.minimum_length))],
+            );
+            out.set(
+                Family::PasswordPolicyReusePrevention,
+                vec![gauge(&[acct], f64::from(p.reuse_prevention))],
+            );
+            out.set(
+                Family::PasswordPolicyMaxAge,
+                vec![gauge(&[acct], f64::from(p.max_age_days) * 86_400.0)],
+            );
+            out.set(
+                Family::PasswordPolicyRequirement,
+                [
+                    ("lowercase", p.require_lowercase),
+                    ("numbers", p.require_numbers),
+                    ("symbols", p.require_symbols),
+                    ("uppercase", p.require_uppercase),
+                ]
+                .iter()
+                .map(|(class, on)| gauge(&[acct, ("requirement", class)], bool_value(*on)))
+                .collect(),
+            );
+        }
+    }
+    out
+}
+
+/// The exporter's own view of one account's refreshes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RefreshStats {
+    /// Whether the last refresh succeeded (`None` before the first attempt ends).
+    pub last_ok: Option<bool>,
+    /// When the last successful refresh finished.
+    pub last_success: Option<DateTime<Utc>>,
+    /// How long the last refresh took, in seconds.
+    pub last_duration: Option<f64>,
+    /// Refresh attempts.
+    pub refreshes: u64,
+    /// Failed refreshes by reason, indexed like [`FailureReason::ALL`].
+    pub failures: [u64; FailureReason::ALL.len()],
+    /// Failed live calls by (API, reason).
+    pub live_failures: Vec<((&'static str, FailureReason), u64)>,
+}
+
+/// Renders one account's refresh statistics.
+pub fn render_refresh_stats(account_id: &str, s: &RefreshStats) -> Bodies {
+    let acct = ("account_id", account_id);
+    let mut out = Bodies::default();
+    if let Some(ok) = s.last_ok {
+        out.set(Family::RefreshSuccess, vec![gauge(&[acct], bool_value(ok))]);
+    }
+    if let Some(t) = s.last_success {
+        out.set(
+            Family::LastRefreshSuccess,
+            vec![gauge(&[acct], t.timestamp_millis() as f64 / 1000.0)],
+        );
+    }
+    if let Some(d) = s.last_duration {
+        out.set(Family::RefreshDuration, vec![gauge(&[acct], d)]);
+    }
+    out.set(
+        Family::RefreshesTotal,
+        vec![counter(&[acct], s.refreshes as f64)],
+    );
+    out.set(
+        Family::RefreshFailuresTotal,
+        FailureReason::ALL
+            .iter()
+            .map(|r| {
+                counter(
+                    &[acct, ("reason", r.as_str())],
+                    s.failures[r.index()] as f64,
+                )
+            })
+            .collect(),
+    );
+    out.set(
+        Family::LiveCallFailuresTotal,
+        s.live_failures
+            .iter()
+            .map(|((api, reason), n)| {
+                counter(
+                    &[acct, ("api", api), ("reason", reason.as_str())],
+                    *n as f64,
+                )
+            })
+            .collect(),
+    );
+    out
+}
+
+/// Renders `iam_credentials_exporter_build_info`.
+pub fn render_build_info(version: &str, revision: &str) -> Bodies {
+    let mut out = Bodies::default();
+    out.set(
+        Family::BuildInfo,
+        vec![gauge(&[("revision", revision), ("version", version)], 1.0)],
+    );
+    out
+}
+
+/// Stitches bodies together: one header per family, then every part's samples for it, in
+/// family order. Families without samples are left out.
+pub fn compose<'a>(parts: impl IntoIterator<Item = &'a Bodies> + Clone) -> String {
+    let size: usize = parts.clone().into_iter().map(Bodies::len).sum();
+    let mut out = String::with_capacity(size + 8 * 1024);
+    for &f in Family::ALL {
+        let mut header = false;
+        for part in parts.clone() {
+            let body = part.get(f);
+            if body.is_empty() {
+                continue;
+            }
+            if !header {
+                let kind = format!("{:?}", f.kind()).to_lowercase();
+                out.push_str(&format!(
+                    "# HELP {} {}\n# TYPE {} {}\n",
+                    f.name(),
+                    f.help(),
+                    f.name(),
+                    kind
+                ));
+                header = true;
+            }
+            out.push_str(body);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn family_names_are_unique_and_follow_conventions() {
+        let mut seen = std::collections::HashSet::new();
+        for f in Family::ALL {
+            assert!(seen.insert(f.name()), "duplicate {}", f.name());
+            assert!(
+                f.name().starts_with("aws_iam_")
+                    || f.name().starts_with("iam_credentials_exporter_"),
+                "{}",
+                f.name()
+            );
+            assert_eq!(
+                f.kind() == MetricType::COUNTER,
+                f.name().ends_with("_total")
+            );
+            assert!(!f.help().contains('\n') && !f.help().contains('\\'));
+        }
+    }
+
+    #[test]
+    fn compose_writes_one_header_per_family_across_accounts() {
+        let a = render_live("111", Some("a"), Some(&LiveFacts::default()));
+        let b = render_live("222", None, Some(&LiveFacts::default()));
+        let text = compose([&a, &b]);
+        assert_eq!(text.matches("# TYPE aws_iam_account_info gauge").count(), 1);
+        assert!(text.contains("aws_iam_account_info{account_id=\"111\",alias=\"\",name=\"a\"} 1"));
+        assert!(text.contains("aws_iam_account_info{account_id=\"222\",alias=\"\",name=\"\"} 1"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let b = render_live("1", Some("we\"ird\\name\n"), None);
+        let text = compose([&b]);
+        assert!(text.contains(r#"name="we\"ird\\name\n""#), "{text}");
+    }
+
+    #[test]
+    fn user_filters_apply_to_per_user_series_only() {
+        let opts = RenderOptions {
+            per_user: true,
+            user_include: Some(Regex::new("^a").unwrap()),
+            user_exclude: Some(Regex::new("^ab").unwrap()),
+        };
+        assert!(opts.wants("alice"));
+        assert!(!opts.wants("abe"));
+        assert!(!opts.wants("bob"));
+        assert!(!RenderOptions::default().wants("alice"));
+    }
+}

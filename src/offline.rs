@@ -1,0 +1,284 @@
+//! `iam-credentials-exporter check`: judge a report offline and print the findings as a
+//! table, JSON or CSV. The formatting is pure; [`run`] does the reading and printing.
+
+use crate::checks::{judge, Assessment, Check, Finding, Thresholds};
+use crate::cli::{CheckArgs, OutputFormat};
+use crate::report::{self, CredentialReport, Stamp};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+/// One finding, flattened for output.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FindingRecord {
+    /// The check's name.
+    pub check: &'static str,
+    /// CIS and Security Hub ids.
+    pub controls: &'static str,
+    /// The user.
+    pub user: String,
+    /// The user's ARN.
+    pub arn: String,
+    /// The key slot, for key checks.
+    pub key: Option<u8>,
+    /// The timestamp the finding rests on.
+    pub since: Option<DateTime<Utc>>,
+    /// A sentence for people.
+    pub detail: String,
+}
+
+/// The whole verdict, as `--output json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// The account the report belongs to.
+    pub account_id: Option<String>,
+    /// When the report was judged ("now").
+    pub evaluated_at: DateTime<Utc>,
+    /// IAM users judged (root excluded).
+    pub users: usize,
+    /// Whether the report has a root row.
+    pub root_in_report: bool,
+    /// Rows skipped as invalid, with why.
+    pub skipped_rows: Vec<SkippedRecord>,
+    /// Failures per check (every check listed).
+    pub failures: Vec<CheckCount>,
+    /// The findings.
+    pub findings: Vec<FindingRecord>,
+}
+
+/// A skipped row.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedRecord {
+    /// 1-based line.
+    pub line: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// A check and how many fail it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckCount {
+    /// The check's name.
+    pub check: &'static str,
+    /// CIS and Security Hub ids.
+    pub controls: &'static str,
+    /// Users (or keys) failing.
+    pub failures: u64,
+}
+
+fn days(since: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let d = now.signed_duration_since(since).num_days();
+    match d {
+        i64::MIN..=-1 => "in the future".to_owned(),
+        0 => "less than a day ago".to_owned(),
+        1 => "1 day ago".to_owned(),
+        d => format!("{d} days ago"),
+    }
+}
+
+fn date(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d").to_string()
+}
+
+/// A sentence saying why the finding failed.
+pub fn describe(f: &Finding, report: &CredentialReport, now: DateTime<Utc>) -> String {
+    let row = &report.rows[f.row];
+    let when = |t: Option<DateTime<Utc>>| match t {
+        Some(t) => format!("{} ({})", date(t), days(t, now)),
+        None => "unknown".to_owned(),
+    };
+    let key = f.key.unwrap_or(0);
+    match f.check {
+        Check::ConsoleUserWithoutMfa => "console password enabled, no MFA device".to_owned(),
+        Check::UserWithoutMfa => "no MFA device".to_owned(),
+        Check::RootWithoutMfa => "the root user has no MFA device".to_owned(),
+        Check::RootAccessKey => {
+            format!("root access key {key} is active, created {}", when(f.since))
+        }
+        Check::RootUsedRecently => format!("root last used {}", when(f.since)),
+        Check::AccessKeyNotRotated => format!("access key {key} last rotated {}", when(f.since)),
+        Check::UnusedAccessKey => {
+            let slot = &row.keys[usize::from(key.max(1)) - 1];
+            match slot.last_used {
+                Stamp::At(_) => format!("access key {key} last used {}", when(f.since)),
+                _ => format!("access key {key} never used, created {}", when(f.since)),
+            }
+        }
+        Check::UnusedPassword => match row.password_last_used {
+            Stamp::At(_) => format!("password last used {}", when(f.since)),
+            _ => format!("password never used, set {}", when(f.since)),
+        },
+        Check::TwoActiveAccessKeys => "both access keys are active".to_owned(),
+        Check::AccessKeyAtSetup => "console user with an active access key never used".to_owned(),
+        Check::PasswordNotRotated => format!("password last changed {}", when(f.since)),
+        Check::InactiveUser => match f.since {
+            Some(t) => format!("no credential used since {} ({})", date(t), days(t, now)),
+            None => format!(
+                "no credential ever used; user created {}",
+                when(row.created.at())
+            ),
+        },
+    }
+}
+
+/// Builds the verdict for a parsed report.
+pub fn verdict(report: &CredentialReport, assessment: &Assessment, now: DateTime<Utc>) -> Verdict {
+    Verdict {
+        account_id: report.account_id.clone(),
+        evaluated_at: now,
+        users: report.users().count(),
+        root_in_report: report.root().is_some(),
+        skipped_rows: report
+            .skipped
+            .iter()
+            .map(|s| SkippedRecord {
+                line: s.line,
+                reason: s.reason.to_string(),
+            })
+            .collect(),
+        failures: Check::ALL
+            .iter()
+            .map(|c| CheckCount {
+                check: c.name(),
+                controls: c.controls(),
+                failures: assessment.count(*c),
+            })
+            .collect(),
+        findings: assessment
+            .findings
+            .iter()
+            .map(|f| {
+                let row = &report.rows[f.row];
+                FindingRecord {
+                    check: f.check.name(),
+                    controls: f.check.controls(),
+                    user: row.user.clone(),
+                    arn: row.arn.clone(),
+                    key: f.key,
+                    since: f.since,
+                    detail: describe(f, report, now),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Formats the verdict as an aligned table with a summary line.
+pub fn table(v: &Verdict) -> String {
+    let header = ["CHECK", "CONTROLS", "USER", "DETAIL"];
+    let rows: Vec<[&str; 4]> = v
+        .findings
+        .iter()
+        .map(|f| [f.check, f.controls, f.user.as_str(), f.detail.as_str()])
+        .collect();
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(&header).chain(rows.iter()) {
+        let line = format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    let failing_users: std::collections::BTreeSet<&str> =
+        v.findings.iter().map(|f| f.user.as_str()).collect();
+    out.push_str(&format!(
+        "\n{} finding(s) for {} of {} user(s){} in account {}; {} row(s) skipped.\n",
+        v.findings.len(),
+        failing_users.len(),
+        v.users,
+        if v.root_in_report { " and root" } else { "" },
+        v.account_id.as_deref().unwrap_or("unknown"),
+        v.skipped_rows.len(),
+    ));
+    out
+}
+
+/// Formats the findings as CSV with a header row.
+pub fn csv(v: &Verdict) -> String {
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    w.write_record(["check", "controls", "user", "arn", "key", "since", "detail"])
+        .expect("writing CSV to memory");
+    for f in &v.findings {
+        w.write_record([
+            f.check,
+            f.controls,
+            &f.user,
+            &f.arn,
+            &f.key.map(|k| k.to_string()).unwrap_or_default(),
+            &f.since.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            &f.detail,
+        ])
+        .expect("writing CSV to memory");
+    }
+    String::from_utf8(w.into_inner().expect("flushing CSV to memory"))
+        .expect("CSV of UTF-8 is UTF-8")
+}
+
+/// Runs `check`: 0 when clean, 1 when a check fails, 2 when the report cannot be read.
+pub fn run(args: &CheckArgs, thresholds: &Thresholds) -> ExitCode {
+    let input = if args.file == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).map(|_| buf)
+    } else {
+        std::fs::read(&args.file)
+    };
+    let name = if args.file == "-" {
+        "standard input"
+    } else {
+        args.file.as_str()
+    };
+    let bytes = match input {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: reading {name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match report::parse(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for s in &report.skipped {
+        eprintln!("warning: {name}: line {} skipped: {}", s.line, s.reason);
+    }
+    let now = args.at.unwrap_or_else(Utc::now);
+    let assessment = judge(&report, now, thresholds);
+    let v = verdict(&report, &assessment, now);
+    let text = match args.output {
+        OutputFormat::Table => table(&v),
+        OutputFormat::Json => {
+            serde_json::to_string_pretty(&v).expect("serialising the verdict") + "\n"
+        }
+        OutputFormat::Csv => csv(&v),
+    };
+    let mut stdout = std::io::stdout().lock();
+    if stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+        .is_err()
+    {
+        return ExitCode::from(2);
+    }
+    if assessment.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

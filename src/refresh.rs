@@ -1,0 +1,203 @@
+//! The background refresh loops: one per account, never overlapping itself, bounded in
+//! concurrency across accounts. A failed round keeps the last good report served and records
+//! why; an unchanged report is not parsed or judged again.
+
+use crate::checks;
+use crate::hub::{Hub, JudgedReport};
+use crate::metrics;
+use crate::report;
+use crate::source::{FailureReason, Fetched, ReportSource, SourceError};
+use chrono::Utc;
+use rand::Rng;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// How a refresh loop is paced.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    /// Time between the starts of two refreshes.
+    pub interval: Duration,
+    /// Spread refreshes by up to a tenth of the interval (at most 60 s), so many accounts
+    /// or replicas do not call AWS in lockstep.
+    pub jitter: bool,
+}
+
+/// Runs one account's refreshes until `shutdown` is cancelled. The first refresh starts at
+/// once (after a jittered delay when jitter is on).
+pub async fn run(
+    hub: Arc<Hub>,
+    index: usize,
+    source: Arc<dyn ReportSource>,
+    pacing: Pacing,
+    limit: Arc<Semaphore>,
+    shutdown: CancellationToken,
+) {
+    let spread = |d: Duration| -> Duration {
+        if !pacing.jitter || d.is_zero() {
+            return Duration::ZERO;
+        }
+        let max = (d / 10).min(Duration::from_secs(60));
+        rand::rng().random_range(Duration::ZERO..=max)
+    };
+    let mut delay = spread(pacing.interval);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        let started = Instant::now();
+        {
+            let _permit = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                p = limit.clone().acquire_owned() => p.expect("the refresh semaphore is never closed"),
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = refresh_once(&hub, index, source.as_ref()) => {}
+            }
+        }
+        delay = pacing.interval.saturating_sub(started.elapsed()) + spread(pacing.interval);
+    }
+}
+
+/// One refresh of one account: fetch, parse and judge when the report changed, publish.
+pub async fn refresh_once(hub: &Hub, index: usize, source: &dyn ReportSource) {
+    let attempt = Utc::now();
+    let started = Instant::now();
+    let fetched = source.fetch().await;
+    let outcome = match fetched {
+        Ok(f) => judge_fetched(hub, index, f).await,
+        Err(e) => Err(e),
+    };
+    let duration = started.elapsed().as_secs_f64();
+    hub.update(index, |a| {
+        a.last_attempt = Some(attempt);
+        a.stats.refreshes += 1;
+        a.stats.last_duration = Some(duration);
+        match outcome {
+            Ok(Judged { report, live, fingerprint, account_id }) => {
+                if let Some(id) = account_id {
+                    a.account_id = Some(id);
+                }
+                if let Some(report) = report {
+                    tracing::info!(
+                        account = %a.key,
+                        account_id = a.label(),
+                        users = report.users,
+                        findings = report.findings,
+                        skipped_rows = report.skipped_rows,
+                        generated_at = ?report.generated_at,
+                        duration_seconds = duration,
+                        "Judged a new credential report"
+                    );
+                    a.report = Some(report);
+                    a.fingerprint = Some(fingerprint);
+                } else {
+                    tracing::debug!(account = %a.key, "Credential report unchanged since the last refresh");
+                }
+                if let Some(live) = live {
+                    for (api, reason) in &live.failures {
+                        tracing::warn!(account = %a.key, api, %reason, "A live account call failed; the report is unaffected");
+                        match a.stats.live_failures.iter_mut().find(|(k, _)| *k == (*api, *reason)) {
+                            Some((_, n)) => *n += 1,
+                            None => a.stats.live_failures.push(((*api, *reason), 1)),
+                        }
+                    }
+                    a.live = Some(live);
+                }
+                a.live_bodies = metrics::render_live(a.label(), a.name.as_deref(), a.live.as_ref());
+                a.stats.last_ok = Some(true);
+                a.stats.last_success = Some(Utc::now());
+                a.last_error = None;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    account = %a.key,
+                    reason = %e.reason,
+                    error = %e.message,
+                    serving_last_good = a.report.is_some(),
+                    "Refresh failed"
+                );
+                a.stats.failures[e.reason.index()] += 1;
+                a.stats.last_ok = Some(false);
+                a.last_error = Some(e);
+            }
+        }
+    });
+}
+
+struct Judged {
+    report: Option<JudgedReport>,
+    live: Option<crate::source::LiveFacts>,
+    fingerprint: (Option<chrono::DateTime<Utc>>, u64),
+    account_id: Option<String>,
+}
+
+async fn judge_fetched(hub: &Hub, index: usize, f: Fetched) -> Result<Judged, SourceError> {
+    let fingerprint = (f.generated_at, content_hash(&f.csv));
+    let (previous, configured_id) =
+        hub.account(index, |a| (a.fingerprint, a.configured_id.clone()));
+    let live = f.live;
+    if previous == Some(fingerprint) {
+        return Ok(Judged {
+            report: None,
+            live,
+            fingerprint,
+            account_id: None,
+        });
+    }
+    let settings = hub.judge_settings();
+    let generated_at = f.generated_at;
+    let source_id = f.account_id;
+    // Parsing and judging a large report is CPU work: keep it off the async workers.
+    let judged = tokio::task::spawn_blocking(move || {
+        let report = report::parse(&f.csv).map_err(|e| {
+            SourceError::new(
+                FailureReason::ParseError,
+                format!("parsing the credential report: {e}"),
+            )
+        })?;
+        let account_id = configured_id
+            .or(source_id)
+            .or(report.account_id.clone())
+            .unwrap_or_else(|| "unknown".to_owned());
+        let now = Utc::now();
+        let assessment = checks::judge(&report, now, &settings.thresholds);
+        let bodies = metrics::render_report(
+            &account_id,
+            &report,
+            &assessment,
+            generated_at,
+            now,
+            &settings.render,
+        );
+        Ok::<_, SourceError>((
+            JudgedReport {
+                generated_at,
+                evaluated_at: now,
+                users: report.users().count(),
+                findings: assessment.findings.len(),
+                skipped_rows: report.skipped.len(),
+                bodies: Arc::new(bodies),
+            },
+            account_id,
+        ))
+    })
+    .await
+    .map_err(|e| SourceError::new(FailureReason::Other, format!("judging task failed: {e}")))??;
+    Ok(Judged {
+        report: Some(judged.0),
+        live,
+        fingerprint,
+        account_id: Some(judged.1),
+    })
+}
+
+fn content_hash(bytes: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}

@@ -1,0 +1,755 @@
+//! Parsing the IAM credential report CSV into typed rows.
+//!
+//! Pure: bytes in, rows out; no I/O and no clock. The parser is tolerant where real reports
+//! vary (column order and count, boolean casing, two timestamp styles, sentinels in any date
+//! column, BOM, CRLF, unquoted commas in user names, duplicate rows) and strict where a report
+//! cannot be trusted (no header, a required column missing).
+//!
+//! Column names and sentinel meanings follow the AWS IAM User Guide, "Getting credential
+//! reports for your AWS account".
+
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::HashMap;
+use thiserror::Error;
+
+/// The user name AWS gives the account's root user row; only this exact value is root.
+pub const ROOT_USER: &str = "<root_account>";
+
+/// Columns every report format has carried since the first one (the 16-column format of
+/// reports generated before April 2015). Without any of them the report cannot be judged.
+pub const REQUIRED_COLUMNS: [&str; 16] = [
+    "user",
+    "arn",
+    "user_creation_time",
+    "password_enabled",
+    "password_last_used",
+    "password_last_changed",
+    "password_next_rotation",
+    "mfa_active",
+    "access_key_1_active",
+    "access_key_1_last_rotated",
+    "access_key_2_active",
+    "access_key_2_last_rotated",
+    "cert_1_active",
+    "cert_1_last_rotated",
+    "cert_2_active",
+    "cert_2_last_rotated",
+];
+
+/// Columns added later (key last use in April 2015, `additional_credentials_info` in the
+/// current User Guide). Read when present, never required.
+pub const OPTIONAL_COLUMNS: [&str; 7] = [
+    "access_key_1_last_used_date",
+    "access_key_1_last_used_region",
+    "access_key_1_last_used_service",
+    "access_key_2_last_used_date",
+    "access_key_2_last_used_region",
+    "access_key_2_last_used_service",
+    "additional_credentials_info",
+];
+
+/// A date column's value: a timestamp, or one of the sentinels AWS writes instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// A real timestamp.
+    At(DateTime<Utc>),
+    /// `N/A`: the thing does not exist, or was never used (or not since April 2015 for keys).
+    NotApplicable,
+    /// `no_information`: AWS has no data (e.g. a password never used since October 2014).
+    NoInformation,
+    /// `not_supported`: the column does not apply to this row (root's password rotation).
+    NotSupported,
+    /// An empty field, or a column the report does not have (16-column reports have no
+    /// key last-use columns).
+    Missing,
+}
+
+impl Stamp {
+    /// The timestamp, when there is one.
+    pub fn at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Stamp::At(t) => Some(*t),
+            _ => None,
+        }
+    }
+}
+
+/// One access key slot of a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKey {
+    /// `access_key_N_active`.
+    pub active: bool,
+    /// `access_key_N_last_rotated`: creation or last rotation. A timestamp here is what
+    /// makes the slot hold a key at all.
+    pub last_rotated: Stamp,
+    /// `access_key_N_last_used_date`; `N/A` for a key never used (or used before April 2015),
+    /// and `Missing` in reports without the column.
+    pub last_used: Stamp,
+}
+
+impl AccessKey {
+    /// Whether the slot holds a key (active or inactive). `N/A` in `last_rotated` means an
+    /// empty slot, whatever `active` says.
+    pub fn exists(&self) -> bool {
+        matches!(self.last_rotated, Stamp::At(_))
+    }
+
+    /// An existing, active key.
+    pub fn is_active(&self) -> bool {
+        self.active && self.exists()
+    }
+}
+
+/// One row of the report: an IAM user, or the root user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    /// The user name (`<root_account>` for root).
+    pub user: String,
+    /// The user's ARN.
+    pub arn: String,
+    /// Whether this is the root user's row (the user column is exactly `<root_account>`).
+    pub is_root: bool,
+    /// `user_creation_time`.
+    pub created: Stamp,
+    /// `password_enabled`; `None` where AWS writes `not_supported` (root in older reports).
+    pub password_enabled: Option<bool>,
+    /// `password_last_used`.
+    pub password_last_used: Stamp,
+    /// `password_last_changed`.
+    pub password_last_changed: Stamp,
+    /// `mfa_active`.
+    pub mfa_active: bool,
+    /// Access key slots 1 and 2.
+    pub keys: [AccessKey; 2],
+}
+
+impl UserRow {
+    /// A console password is set. Root's `not_supported` counts as no (root always has a
+    /// password in practice, but the report cannot say).
+    pub fn has_password(&self) -> bool {
+        self.password_enabled == Some(true)
+    }
+}
+
+/// Why a row was left out of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The row's field count differs from the header's and could not be repaired.
+    WrongWidth {
+        /// Fields in the row.
+        found: usize,
+        /// Fields in the header.
+        expected: usize,
+    },
+    /// A value that is not what its column allows (a boolean that is not true/false, a date
+    /// that is neither a timestamp nor a sentinel).
+    InvalidValue {
+        /// The column's name.
+        column: &'static str,
+        /// The offending value, cut to a printable length.
+        value: String,
+    },
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::WrongWidth { found, expected } => {
+                write!(f, "{found} fields where the header has {expected}")
+            }
+            SkipReason::InvalidValue { column, value } => {
+                write!(f, "invalid value {value:?} in column {column}")
+            }
+        }
+    }
+}
+
+/// A row that was counted and skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedRow {
+    /// 1-based line of the row in the report.
+    pub line: u64,
+    /// What was wrong with it.
+    pub reason: SkipReason,
+}
+
+/// A parsed credential report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CredentialReport {
+    /// The account id, read from the first row whose ARN names one.
+    pub account_id: Option<String>,
+    /// Rows, one per distinct ARN, in report order (a duplicated user keeps its last row).
+    pub rows: Vec<UserRow>,
+    /// Rows that were skipped, with why.
+    pub skipped: Vec<SkippedRow>,
+    /// Rows dropped because a later row had the same ARN.
+    pub duplicates: usize,
+    /// Number of columns in the header.
+    pub columns: usize,
+    /// Whether the report has key last-use columns (reports since April 2015 do).
+    pub has_key_last_used: bool,
+}
+
+impl CredentialReport {
+    /// The root user's row, if the report has one.
+    pub fn root(&self) -> Option<&UserRow> {
+        self.rows.iter().find(|r| r.is_root)
+    }
+
+    /// IAM users, root excluded.
+    pub fn users(&self) -> impl Iterator<Item = &UserRow> {
+        self.rows.iter().filter(|r| !r.is_root)
+    }
+}
+
+/// A report that cannot be read at all.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ReportError {
+    /// Nothing but whitespace.
+    #[error("the credential report is empty")]
+    Empty,
+    /// The CSV layer failed (e.g. invalid UTF-8 in the header).
+    #[error("the credential report is not readable CSV: {0}")]
+    Csv(String),
+    /// A required column is missing from the header.
+    #[error("the credential report header lacks required column(s) {}{}", .missing.join(", "), hint(.unknown))]
+    MissingColumns {
+        /// Required columns not found.
+        missing: Vec<&'static str>,
+        /// Header names that are not credential report columns.
+        unknown: Vec<String>,
+    },
+}
+
+fn hint(unknown: &[String]) -> String {
+    if unknown.is_empty() {
+        return String::new();
+    }
+    let shown: Vec<String> = unknown.iter().take(5).map(|u| format!("{u:?}")).collect();
+    let mut s = format!("; unrecognised header name(s): {}", shown.join(", "));
+    if unknown.iter().any(|u| u.ends_with("\\n")) {
+        s.push_str(
+            " (a literal \\n ends a header name: the file was written with escaped newlines)",
+        );
+    }
+    s
+}
+
+/// Column positions, looked up once from the header.
+struct Columns {
+    user: usize,
+    arn: usize,
+    created: usize,
+    password_enabled: usize,
+    password_last_used: usize,
+    password_last_changed: usize,
+    mfa_active: usize,
+    key_active: [usize; 2],
+    key_last_rotated: [usize; 2],
+    key_last_used: [Option<usize>; 2],
+}
+
+impl Columns {
+    fn from_header(names: &[String]) -> Result<Columns, ReportError> {
+        let index: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let missing: Vec<&'static str> = REQUIRED_COLUMNS
+            .iter()
+            .copied()
+            .filter(|c| !index.contains_key(c))
+            .collect();
+        if !missing.is_empty() {
+            let unknown = names
+                .iter()
+                .filter(|n| {
+                    !REQUIRED_COLUMNS.contains(&n.as_str())
+                        && !OPTIONAL_COLUMNS.contains(&n.as_str())
+                })
+                .cloned()
+                .collect();
+            return Err(ReportError::MissingColumns { missing, unknown });
+        }
+        let at = |name: &str| index[name];
+        Ok(Columns {
+            user: at("user"),
+            arn: at("arn"),
+            created: at("user_creation_time"),
+            password_enabled: at("password_enabled"),
+            password_last_used: at("password_last_used"),
+            password_last_changed: at("password_last_changed"),
+            mfa_active: at("mfa_active"),
+            key_active: [at("access_key_1_active"), at("access_key_2_active")],
+            key_last_rotated: [
+                at("access_key_1_last_rotated"),
+                at("access_key_2_last_rotated"),
+            ],
+            key_last_used: [
+                index.get("access_key_1_last_used_date").copied(),
+                index.get("access_key_2_last_used_date").copied(),
+            ],
+        })
+    }
+}
+
+/// Parses a credential report.
+///
+/// Rows of the wrong width or with invalid values are skipped and listed in
+/// [`CredentialReport::skipped`]; only a report whose header cannot be used is an error.
+pub fn parse(input: &[u8]) -> Result<CredentialReport, ReportError> {
+    let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+    if input.iter().all(u8::is_ascii_whitespace) {
+        return Err(ReportError::Empty);
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(input);
+    let mut record = csv::ByteRecord::new();
+
+    // The header is the first non-blank record.
+    let header: Vec<String> = loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => return Err(ReportError::Empty),
+            Ok(true) => {
+                if record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                break record
+                    .iter()
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect();
+            }
+            Err(e) => return Err(ReportError::Csv(e.to_string())),
+        }
+    };
+    let cols = Columns::from_header(&header)?;
+    let width = header.len();
+    let mut report = CredentialReport {
+        columns: width,
+        has_key_last_used: cols.key_last_used.iter().all(Option::is_some),
+        ..CredentialReport::default()
+    };
+    let mut by_arn: HashMap<String, usize> = HashMap::new();
+    let mut repaired = csv::ByteRecord::new();
+
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                // A CSV-level error mid-file (e.g. bad UTF-8 is not one: we read bytes) ends
+                // the readable part; count it as a skipped row and stop.
+                let line = e.position().map_or(0, |p| p.line());
+                report.skipped.push(SkippedRow {
+                    line,
+                    reason: SkipReason::InvalidValue {
+                        column: "user",
+                        value: truncate(&e.to_string()),
+                    },
+                });
+                break;
+            }
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace) {
+            continue; // a blank line
+        }
+        let fields = if record.len() == width {
+            &record
+        } else if repair_unquoted_commas(&record, width, &cols, &mut repaired) {
+            &repaired
+        } else {
+            report.skipped.push(SkippedRow {
+                line,
+                reason: SkipReason::WrongWidth {
+                    found: record.len(),
+                    expected: width,
+                },
+            });
+            continue;
+        };
+        match parse_row(fields, &cols) {
+            Ok(row) => {
+                if report.account_id.is_none() {
+                    report.account_id = account_id_of(&row.arn).map(str::to_owned);
+                }
+                match by_arn.get(&row.arn) {
+                    Some(&i) => {
+                        report.duplicates += 1;
+                        report.rows[i] = row;
+                    }
+                    None => {
+                        by_arn.insert(row.arn.clone(), report.rows.len());
+                        report.rows.push(row);
+                    }
+                }
+            }
+            Err(reason) => report.skipped.push(SkippedRow { line, reason }),
+        }
+    }
+    Ok(report)
+}
+
+/// IAM user names may contain commas; a writer that does not quote them splits both the
+/// `user` and the `arn` field. When user and arn are the first two columns and the row has
+/// an even surplus of fields, rejoin them and accept the row only if the ARN ends with the
+/// rejoined name.
+fn repair_unquoted_commas(
+    record: &csv::ByteRecord,
+    width: usize,
+    cols: &Columns,
+    out: &mut csv::ByteRecord,
+) -> bool {
+    if cols.user != 0 || cols.arn != 1 || record.len() <= width {
+        return false;
+    }
+    let surplus = record.len() - width;
+    if !surplus.is_multiple_of(2) {
+        return false;
+    }
+    let k = surplus / 2;
+    let user = record
+        .iter()
+        .take(k + 1)
+        .collect::<Vec<_>>()
+        .join(&b","[..]);
+    let arn = record
+        .iter()
+        .skip(k + 1)
+        .take(k + 1)
+        .collect::<Vec<_>>()
+        .join(&b","[..]);
+    if !arn.ends_with(&user) || arn.len() <= user.len() || arn[arn.len() - user.len() - 1] != b'/' {
+        return false;
+    }
+    out.clear();
+    out.push_field(&user);
+    out.push_field(&arn);
+    for f in record.iter().skip(2 * k + 2) {
+        out.push_field(f);
+    }
+    true
+}
+
+fn parse_row(f: &csv::ByteRecord, c: &Columns) -> Result<UserRow, SkipReason> {
+    let user = text(&f[c.user]);
+    let arn = text(&f[c.arn]);
+    let key = |slot: usize, names: [&'static str; 3]| -> Result<AccessKey, SkipReason> {
+        Ok(AccessKey {
+            active: boolean(&f[c.key_active[slot]], names[0])?,
+            last_rotated: stamp(&f[c.key_last_rotated[slot]], names[1])?,
+            last_used: match c.key_last_used[slot] {
+                Some(i) => stamp(&f[i], names[2])?,
+                None => Stamp::Missing,
+            },
+        })
+    };
+    Ok(UserRow {
+        is_root: user == ROOT_USER,
+        created: stamp(&f[c.created], "user_creation_time")?,
+        password_enabled: optional_boolean(&f[c.password_enabled], "password_enabled")?,
+        password_last_used: stamp(&f[c.password_last_used], "password_last_used")?,
+        password_last_changed: stamp(&f[c.password_last_changed], "password_last_changed")?,
+        mfa_active: boolean(&f[c.mfa_active], "mfa_active")?,
+        keys: [
+            key(
+                0,
+                [
+                    "access_key_1_active",
+                    "access_key_1_last_rotated",
+                    "access_key_1_last_used_date",
+                ],
+            )?,
+            key(
+                1,
+                [
+                    "access_key_2_active",
+                    "access_key_2_last_rotated",
+                    "access_key_2_last_used_date",
+                ],
+            )?,
+        ],
+        user,
+        arn,
+    })
+}
+
+fn text(field: &[u8]) -> String {
+    String::from_utf8_lossy(field).trim().to_owned()
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+fn invalid(column: &'static str, field: &[u8]) -> SkipReason {
+    SkipReason::InvalidValue {
+        column,
+        value: truncate(&String::from_utf8_lossy(field)),
+    }
+}
+
+fn boolean(field: &[u8], column: &'static str) -> Result<bool, SkipReason> {
+    optional_boolean(field, column)?.ok_or_else(|| invalid(column, field))
+}
+
+/// `true`/`false` in any casing (real reports write lowercase, the docs uppercase);
+/// `not_supported` is `None`.
+fn optional_boolean(field: &[u8], column: &'static str) -> Result<Option<bool>, SkipReason> {
+    let v = field.trim_ascii();
+    if v.eq_ignore_ascii_case(b"true") {
+        Ok(Some(true))
+    } else if v.eq_ignore_ascii_case(b"false") {
+        Ok(Some(false))
+    } else if v == b"not_supported" {
+        Ok(None)
+    } else {
+        Err(invalid(column, field))
+    }
+}
+
+/// A timestamp in either style AWS has written (`+00:00` until mid-2024, `Z` since), any
+/// other RFC 3339 offset, or a sentinel.
+fn stamp(field: &[u8], column: &'static str) -> Result<Stamp, SkipReason> {
+    let v = field.trim_ascii();
+    match v {
+        b"" => Ok(Stamp::Missing),
+        b"N/A" => Ok(Stamp::NotApplicable),
+        b"no_information" => Ok(Stamp::NoInformation),
+        b"not_supported" => Ok(Stamp::NotSupported),
+        _ => parse_timestamp(v)
+            .map(Stamp::At)
+            .ok_or_else(|| invalid(column, field)),
+    }
+}
+
+/// Parses an ISO 8601 / RFC 3339 timestamp. The two shapes AWS writes take a fast path;
+/// anything else goes through chrono's RFC 3339 parser.
+pub fn parse_timestamp(v: &[u8]) -> Option<DateTime<Utc>> {
+    let fast = match v.len() {
+        20 if v[19] == b'Z' => true,
+        25 if &v[19..] == b"+00:00" => true,
+        _ => false,
+    };
+    if fast && v[4] == b'-' && v[7] == b'-' && v[10] == b'T' && v[13] == b':' && v[16] == b':' {
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            v[r].iter().try_fold(0u32, |acc, &b| {
+                b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
+            })
+        };
+        let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+        let time = date.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?;
+        return Some(time.and_utc());
+    }
+    let s = std::str::from_utf8(v).ok()?;
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The account id in an IAM ARN (`arn:aws:iam::123456789012:user/alice`), in any partition.
+pub fn account_id_of(arn: &str) -> Option<&str> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(_partition), Some("iam"), Some(_region), Some(account)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    (!account.is_empty() && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER_22: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
+
+    fn report(rows: &[&str]) -> String {
+        let mut s = HEADER_22.to_owned();
+        for r in rows {
+            s.push('\n');
+            s.push_str(r);
+        }
+        s
+    }
+
+    const ALICE: &str = "alice,arn:aws:iam::111122223333:user/alice,2020-01-01T00:00:00+00:00,true,2024-06-01T10:00:00Z,2020-01-01T00:00:00+00:00,N/A,false,true,2020-01-02T00:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A";
+
+    #[test]
+    fn both_timestamp_styles_parse_to_the_same_instant() {
+        let a = parse_timestamp(b"2019-05-02T21:49:50+00:00").unwrap();
+        let b = parse_timestamp(b"2019-05-02T21:49:50Z").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.timestamp(), 1_556_833_790);
+        let c = parse_timestamp(b"2019-05-02T23:49:50+02:00").unwrap();
+        assert_eq!(a, c);
+        assert!(parse_timestamp(b"2019-13-02T21:49:50Z").is_none());
+        assert!(parse_timestamp(b"yesterday").is_none());
+    }
+
+    #[test]
+    fn sentinels_and_empty_fields_are_not_dates() {
+        for (v, want) in [
+            ("N/A", Stamp::NotApplicable),
+            ("no_information", Stamp::NoInformation),
+            ("not_supported", Stamp::NotSupported),
+            ("", Stamp::Missing),
+        ] {
+            assert_eq!(stamp(v.as_bytes(), "c").unwrap(), want, "{v:?}");
+        }
+        assert!(stamp(b"tomorrow", "c").is_err());
+    }
+
+    #[test]
+    fn booleans_accept_any_casing() {
+        assert_eq!(boolean(b"TRUE", "c"), Ok(true));
+        assert_eq!(boolean(b"false", "c"), Ok(false));
+        assert_eq!(optional_boolean(b"not_supported", "c"), Ok(None));
+        assert!(boolean(b"yes", "c").is_err());
+    }
+
+    #[test]
+    fn bom_crlf_and_missing_final_newline() {
+        let text = format!("\u{feff}{}\r\n{}", HEADER_22, ALICE);
+        let r = parse(text.as_bytes()).unwrap();
+        assert_eq!(r.rows.len(), 1);
+        assert_eq!(r.rows[0].user, "alice");
+        assert_eq!(r.account_id.as_deref(), Some("111122223333"));
+        assert!(r.rows[0].keys[0].is_active());
+        assert!(!r.rows[0].keys[1].exists());
+    }
+
+    #[test]
+    fn columns_are_found_by_name_not_position() {
+        let cols: Vec<&str> = HEADER_22.split(',').collect();
+        let vals: Vec<&str> = ALICE.split(',').collect();
+        let text = format!(
+            "{}\n{}",
+            cols.iter().rev().cloned().collect::<Vec<_>>().join(","),
+            vals.iter().rev().cloned().collect::<Vec<_>>().join(",")
+        );
+        let r = parse(text.as_bytes()).unwrap();
+        assert_eq!(r.rows[0].user, "alice");
+        assert_eq!(r.rows[0].password_enabled, Some(true));
+    }
+
+    #[test]
+    fn a_23rd_column_and_unknown_extras_are_ignored() {
+        let text = format!("{HEADER_22},additional_credentials_info,future_column\n{ALICE},0,x");
+        let r = parse(text.as_bytes()).unwrap();
+        assert_eq!(r.columns, 24);
+        assert_eq!(r.rows.len(), 1);
+    }
+
+    #[test]
+    fn wrong_width_rows_are_counted_and_skipped() {
+        let r = parse(report(&[ALICE, "bob,arn:aws:iam::111122223333:user/bob,oops"]).as_bytes())
+            .unwrap();
+        assert_eq!(r.rows.len(), 1);
+        assert_eq!(
+            r.skipped,
+            vec![SkippedRow {
+                line: 3,
+                reason: SkipReason::WrongWidth {
+                    found: 3,
+                    expected: 22
+                }
+            }]
+        );
+    }
+
+    #[test]
+    fn invalid_values_skip_the_row() {
+        let bad = ALICE.replacen(",true,", ",maybe,", 1);
+        let r = parse(report(&[&bad]).as_bytes()).unwrap();
+        assert!(r.rows.is_empty());
+        assert!(matches!(
+            r.skipped[0].reason,
+            SkipReason::InvalidValue {
+                column: "password_enabled",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn quoted_and_unquoted_commas_in_names() {
+        let quoted = ALICE
+            .replacen("alice,", "\"al,ice\",", 1)
+            .replacen("user/alice,", "\"user/al,ice\",", 1)
+            .replacen(
+                "arn:aws:iam::111122223333:\"user/al,ice\"",
+                "\"arn:aws:iam::111122223333:user/al,ice\"",
+                1,
+            );
+        let unquoted =
+            ALICE
+                .replacen("alice,", "b,o,b,", 1)
+                .replacen("user/alice,", "user/b,o,b,", 1);
+        let r = parse(report(&[&quoted, &unquoted]).as_bytes()).unwrap();
+        assert!(r.skipped.is_empty(), "{:?}", r.skipped);
+        assert_eq!(r.rows[0].user, "al,ice");
+        assert_eq!(r.rows[1].user, "b,o,b");
+        assert_eq!(r.rows[1].arn, "arn:aws:iam::111122223333:user/b,o,b");
+        assert!(r.rows[1].mfa_active == r.rows[0].mfa_active);
+    }
+
+    #[test]
+    fn duplicate_users_keep_the_last_row() {
+        let later = ALICE.replacen(",false,true,", ",true,true,", 1);
+        let r = parse(report(&[ALICE, &later]).as_bytes()).unwrap();
+        assert_eq!(r.rows.len(), 1);
+        assert_eq!(r.duplicates, 1);
+        assert!(r.rows[0].mfa_active);
+    }
+
+    #[test]
+    fn root_is_exactly_root_account() {
+        let root = ALICE
+            .replacen("alice,", "<root_account>,", 1)
+            .replacen("user/alice", "root", 1);
+        let fake =
+            ALICE
+                .replacen("alice,", "kyle_root,", 1)
+                .replacen("user/alice", "user/kyle_root", 1);
+        let r = parse(report(&[&root, &fake]).as_bytes()).unwrap();
+        assert!(r.rows[0].is_root);
+        assert!(!r.rows[1].is_root);
+        assert_eq!(r.root().unwrap().user, ROOT_USER);
+        assert_eq!(r.users().count(), 1);
+    }
+
+    #[test]
+    fn unreadable_reports_are_errors() {
+        assert_eq!(parse(b""), Err(ReportError::Empty));
+        assert_eq!(parse(b" \n\r\n"), Err(ReportError::Empty));
+        let err = parse(b"<html><body>Access denied</body></html>").unwrap_err();
+        assert!(
+            matches!(err, ReportError::MissingColumns { ref missing, .. } if missing.len() == 16)
+        );
+        let no_mfa = HEADER_22.replace(",mfa_active", "");
+        let err = parse(no_mfa.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("mfa_active"), "{err}");
+    }
+
+    #[test]
+    fn account_ids_come_from_arns() {
+        assert_eq!(
+            account_id_of("arn:aws:iam::123456789012:root"),
+            Some("123456789012")
+        );
+        assert_eq!(
+            account_id_of("arn:aws-us-gov:iam::123456789012:user/a/b"),
+            Some("123456789012")
+        );
+        assert_eq!(account_id_of("arn:aws:s3:::bucket"), None);
+        assert_eq!(account_id_of("alice"), None);
+    }
+}

@@ -1,0 +1,194 @@
+//! Golden exposition files: the metrics contract, byte for byte. Run with
+//! `UPDATE_GOLDEN=1 cargo test --test golden` to rewrite them after an intended change (and
+//! say so in CHANGELOG.md). Each golden file must pass `promtool check metrics`.
+mod common;
+
+use chrono::{DateTime, Utc};
+use iam_credentials_exporter::checks::{judge, Thresholds};
+use iam_credentials_exporter::metrics::{
+    compose, render_build_info, render_live, render_refresh_stats, render_report, RefreshStats,
+    RenderOptions,
+};
+use iam_credentials_exporter::report::parse;
+use iam_credentials_exporter::source::{AccountSummary, FailureReason, LiveFacts, PasswordPolicy};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+const NOW: &str = "2026-11-25T06:00:00Z";
+
+fn now() -> DateTime<Utc> {
+    NOW.parse().unwrap()
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    common::repo().join("tests/golden").join(name)
+}
+
+fn exposition(
+    csv: &[u8],
+    live: Option<&LiveFacts>,
+    stats: Option<&RefreshStats>,
+    opts: &RenderOptions,
+) -> String {
+    let report = parse(csv).unwrap();
+    let account = report.account_id.clone().unwrap();
+    let assessment = judge(&report, now(), &Thresholds::default());
+    let generated: DateTime<Utc> = "2026-11-25T04:12:00Z".parse().unwrap();
+    let bodies = render_report(&account, &report, &assessment, Some(generated), now(), opts);
+    let live_bodies = render_live(&account, Some("payments-prod"), live);
+    let build = render_build_info("0.0.0-test", "0000000");
+    let stats = render_refresh_stats(&account, stats.unwrap_or(&RefreshStats::default()));
+    compose([&build, &bodies, &live_bodies, &stats])
+}
+
+fn check_golden(name: &str, actual: &str) {
+    let path = golden_path(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(actual.lines())
+            .enumerate()
+            .filter(|(_, (e, a))| e != a)
+            .take(10)
+            .map(|(i, (e, a))| format!("line {}:\n  expected: {e}\n  actual:   {a}", i + 1))
+            .collect();
+        panic!(
+            "{name} differs from the golden file ({} vs {} lines; UPDATE_GOLDEN=1 rewrites it):\n{}",
+            expected.lines().count(),
+            actual.lines().count(),
+            diff.join("\n")
+        );
+    }
+    promtool_check_metrics(name, actual);
+}
+
+fn promtool_check_metrics(name: &str, text: &str) {
+    let mut child = common::tool("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics on {name}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn sample_csv() -> Vec<u8> {
+    std::fs::read(common::sample_report()).unwrap()
+}
+
+#[test]
+fn sample_report_with_live_facts_and_refresh_stats() {
+    let live = LiveFacts {
+        summary: Some(AccountSummary {
+            root_mfa_enabled: false,
+            root_access_keys_present: true,
+            mfa_devices_in_use: 4,
+            users: 9,
+        }),
+        alias: Some("example-corp".into()),
+        password_policy: Some(Some(PasswordPolicy {
+            minimum_length: 8,
+            reuse_prevention: 0,
+            max_age_days: 90,
+            require_symbols: true,
+            require_numbers: true,
+            require_uppercase: false,
+            require_lowercase: true,
+        })),
+        failures: vec![],
+    };
+    let mut stats = RefreshStats {
+        last_ok: Some(true),
+        last_success: Some(now()),
+        last_duration: Some(1.25),
+        refreshes: 7,
+        ..RefreshStats::default()
+    };
+    stats.failures[FailureReason::Throttled as usize] = 2;
+    stats
+        .live_failures
+        .push((("GetAccountPasswordPolicy", FailureReason::AccessDenied), 1));
+    let text = exposition(
+        &sample_csv(),
+        Some(&live),
+        Some(&stats),
+        &RenderOptions::all_users(),
+    );
+    check_golden("sample.prom", &text);
+}
+
+#[test]
+fn sample_report_without_per_user_series() {
+    let text = exposition(&sample_csv(), None, None, &RenderOptions::default());
+    assert!(!text.contains("user=\""));
+    check_golden("sample-aggregate-only.prom", &text);
+}
+
+#[test]
+fn real_reports() {
+    for (fixture, golden) in [
+        (
+            "cloud-custodian__cloud-custodian__account-credential-report.csv",
+            "c7n-account.prom",
+        ),
+        (
+            "cloud-custodian__cloud-custodian__unused-keys-root-keys-certs.csv",
+            "c7n-root-keys.prom",
+        ),
+        (
+            "awsdocs__powershell-example__legacy-16col-REPAIRED.csv",
+            "legacy-16col.prom",
+        ),
+    ] {
+        let csv = std::fs::read(
+            common::repo()
+                .join("tests/fixtures/third-party")
+                .join(fixture),
+        )
+        .unwrap();
+        let text = exposition(&csv, None, None, &RenderOptions::all_users());
+        check_golden(golden, &text);
+    }
+}
+
+#[test]
+fn promtool_rejects_a_broken_exposition() {
+    // The lint above can fail: a duplicated family header is an error.
+    let mut child = common::tool("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"# TYPE a gauge\na 1\n# TYPE a gauge\na 2\n")
+        .unwrap();
+    assert!(!child.wait_with_output().unwrap().status.success());
+}
