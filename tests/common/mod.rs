@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod prometheus;
+
 /// The exporter binary cargo built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_iam-credentials-exporter");
 

@@ -1,0 +1,258 @@
+//! A real Prometheus for the tests (Debian's `prometheus` binary, run by hand on 127.0.0.1):
+//! a temporary configuration and TSDB, a 1 s scrape and rule-evaluation interval, queried
+//! through its HTTP API. Also runs command-line tools (promtool, tsc) with a deadline.
+//!
+//! Every process started here is killed when its guard drops, on success or panic.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{get, tool, wait_for};
+
+/// How long Prometheus may take to become ready.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A scrape job: its name and one target.
+pub struct Scrape<'a> {
+    /// `job_name`, which becomes the `job` label.
+    pub job: &'a str,
+    /// `host:port` of the target.
+    pub target: SocketAddr,
+}
+
+/// A running Prometheus, killed (and its data directory removed) on drop.
+pub struct Prometheus {
+    child: Child,
+    /// Where its HTTP API listens.
+    pub addr: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+    // Dropped after the child is killed (fields drop in declaration order after `drop`).
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Starts Prometheus scraping `scrapes` every second and evaluating `rule_files` every
+    /// second, and waits until it is ready.
+    pub fn start(scrapes: &[Scrape], rule_files: &[PathBuf]) -> Prometheus {
+        // The port is chosen by binding :0 and letting go of it; if another process takes it
+        // in between, Prometheus exits and we try again with another.
+        let mut last_logs = String::new();
+        for _ in 0..5 {
+            match Self::try_start(scrapes, rule_files) {
+                Ok(p) => return p,
+                Err(logs) => last_logs = logs,
+            }
+        }
+        panic!("Prometheus did not start:\n{last_logs}");
+    }
+
+    fn try_start(scrapes: &[Scrape], rule_files: &[PathBuf]) -> Result<Prometheus, String> {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(&config, config_yaml(scrapes, rule_files)).unwrap();
+
+        let mut child = tool("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting prometheus");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let stderr = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut p = Prometheus {
+            child,
+            addr,
+            logs,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                return Err(format!("prometheus exited with {status}:\n{}", p.logs()));
+            }
+            if std::net::TcpStream::connect(addr).is_ok() && get(&p.url("/-/ready")).status == 200 {
+                return Ok(p);
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "Prometheus was not ready after {START_TIMEOUT:?}:\n{}",
+                    p.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `http://ADDR{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Everything Prometheus logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// GETs an API path (query string already encoded) and returns the JSON document.
+    pub fn api(&self, path_and_query: &str) -> Value {
+        let r = get(&self.url(path_and_query));
+        serde_json::from_slice(&r.body).unwrap_or_else(|e| {
+            panic!(
+                "GET {path_and_query}: status {}, not JSON ({e}): {}",
+                r.status,
+                r.text()
+            )
+        })
+    }
+
+    /// Runs an instant query at the current time: the result list, or Prometheus's error
+    /// (`errorType: error`) for an expression it refuses.
+    pub fn query(&self, expr: &str) -> Result<Vec<Value>, String> {
+        let v = self.api(&format!("/api/v1/query?query={}", encode(expr)));
+        if v["status"] == "success" {
+            match &v["data"]["result"] {
+                Value::Array(a) => Ok(a.clone()),
+                // Scalars and strings: one value.
+                other => Ok(vec![other.clone()]),
+            }
+        } else {
+            Err(format!("{}: {}", v["errorType"], v["error"]))
+        }
+    }
+
+    /// Polls `expr` until it returns at least one result, panicking after `timeout`.
+    pub fn wait_for_data(&self, expr: &str, timeout: Duration) -> Vec<Value> {
+        wait_for(&format!("`{expr}` to return data"), timeout, || {
+            let r = self.query(expr).unwrap_or_else(|e| panic!("`{expr}`: {e}"));
+            (!r.is_empty()).then_some(r)
+        })
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config_yaml(scrapes: &[Scrape], rule_files: &[PathBuf]) -> String {
+    let mut y = String::from(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n",
+    );
+    if !rule_files.is_empty() {
+        y.push_str("rule_files:\n");
+        for f in rule_files {
+            y.push_str(&format!("  - {}\n", yaml_string(&f.display().to_string())));
+        }
+    }
+    y.push_str("scrape_configs:\n");
+    for s in scrapes {
+        y.push_str(&format!(
+            "  - job_name: {}\n    static_configs:\n      - targets: [{}]\n",
+            yaml_string(s.job),
+            yaml_string(&s.target.to_string())
+        ));
+    }
+    y
+}
+
+/// A YAML double-quoted scalar (JSON's string syntax is valid YAML).
+fn yaml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// Percent-encodes a query-string value (everything but RFC 3986's unreserved characters).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// What a finished command printed, and how it exited.
+pub struct Output {
+    /// Exit status.
+    pub status: ExitStatus,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Output {
+    /// Both streams and the status, for failure messages.
+    pub fn both(&self) -> String {
+        format!(
+            "exit: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs a command (built with [`tool`], so a missing program fails the test) in `dir`,
+/// killing it and failing the test if it does not finish within `timeout`.
+pub fn run(mut cmd: Command, dir: &Path, timeout: Duration) -> Output {
+    struct KillOnDrop(Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let what = format!("{cmd:?}");
+    let mut child = KillOnDrop(
+        cmd.current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: {e}")),
+    );
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = drain(Box::new(child.0.stdout.take().unwrap()));
+    let err = drain(Box::new(child.0.stderr.take().unwrap()));
+    let status = wait_for(&format!("{what} to finish"), timeout, || {
+        child.0.try_wait().unwrap()
+    });
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
