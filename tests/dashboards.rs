@@ -1,0 +1,545 @@
+//! The Grafana dashboards in `dashboards/*.json`:
+//!
+//! - they follow the conventions (stable uid, tags, a `datasource` variable, `job` and
+//!   `account_id` variables used by every query, panels on the grid without overlap);
+//! - they type-check with `tsc --strict` against npm's `@grafana/schema`, each panel also against
+//!   its own plugin's options;
+//! - every panel and variable query parses in a real Prometheus;
+//! - with that Prometheus scraping the real exporter on the bundled sample report, every query
+//!   returns data (except the few panels in [`LIVE_ONLY`]).
+//!
+//! Needs `tsc` (with `@grafana/schema` in its node_modules) and `prometheus` on PATH
+//! (`scripts/test` puts them there); a missing tool fails the test.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+use common::prometheus::{run, Prometheus, Scrape};
+use common::{repo, sample_report, tool, Exporter};
+
+/// Panels that read metrics only live AWS provides (the account summary and the password
+/// policy): a report file cannot make them return data, so here they are only parsed. The
+/// live-AWS end-to-end test runs them against moto. Keep this list short: prefer queries that
+/// fall back on the report (as the root account panels do).
+const LIVE_ONLY: [(&str, &str); 2] = [
+    ("iam-credentials-overview", "Password policy"),
+    ("iam-credentials-overview", "MFA devices in use"),
+];
+
+/// The datasource reference every panel and query uses.
+fn datasource_ref() -> Json {
+    serde_json::json!({"type": "prometheus", "uid": "${datasource}"})
+}
+
+/// One dashboard file.
+struct Dashboard {
+    /// File name.
+    file: String,
+    json: Json,
+}
+
+impl Dashboard {
+    fn uid(&self) -> &str {
+        self.json["uid"].as_str().unwrap_or_default()
+    }
+
+    /// Every panel, rows' nested panels included.
+    fn panels(&self) -> Vec<&Json> {
+        let mut out = Vec::new();
+        for p in self.json["panels"].as_array().into_iter().flatten() {
+            out.push(p);
+            out.extend(p["panels"].as_array().into_iter().flatten());
+        }
+        out
+    }
+
+    /// The template variables.
+    fn variables(&self) -> Vec<&Json> {
+        self.json["templating"]["list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Every PromQL query: panel targets and query variables.
+    fn queries(&self) -> Vec<Query> {
+        let mut out = Vec::new();
+        for p in self.panels() {
+            let title = p["title"].as_str().unwrap_or_default().to_owned();
+            for t in p["targets"].as_array().into_iter().flatten() {
+                out.push(Query {
+                    dashboard: self.uid().to_owned(),
+                    what: format!("panel {title:?} query {}", t["refId"]),
+                    panel: Some(title.clone()),
+                    expr: t["expr"].as_str().unwrap_or_default().to_owned(),
+                });
+            }
+        }
+        for v in self
+            .variables()
+            .into_iter()
+            .filter(|v| v["type"] == "query")
+        {
+            let q = v["query"]["query"]
+                .as_str()
+                .or_else(|| v["query"].as_str())
+                .unwrap_or_default();
+            out.push(Query {
+                dashboard: self.uid().to_owned(),
+                what: format!("variable {}", v["name"]),
+                panel: None,
+                expr: label_values_to_promql(q)
+                    .unwrap_or_else(|| panic!("{}: variable query {q:?}", self.file)),
+            });
+        }
+        out
+    }
+}
+
+/// A query to run, and where it comes from.
+struct Query {
+    dashboard: String,
+    /// For messages: the panel and refId, or the variable.
+    what: String,
+    panel: Option<String>,
+    expr: String,
+}
+
+impl Query {
+    fn live_only(&self) -> bool {
+        LIVE_ONLY
+            .iter()
+            .any(|(d, t)| *d == self.dashboard && self.panel.as_deref() == Some(*t))
+    }
+}
+
+/// Grafana's `label_values(SELECTOR, LABEL)` as the PromQL it amounts to.
+fn label_values_to_promql(q: &str) -> Option<String> {
+    let inner = q.trim().strip_prefix("label_values(")?.strip_suffix(')')?;
+    let (selector, label) = inner.rsplit_once(',')?;
+    Some(format!("group by ({}) ({})", label.trim(), selector.trim()))
+}
+
+fn dashboards() -> Vec<Dashboard> {
+    let dir = repo().join("dashboards");
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no dashboards/*.json");
+    files
+        .into_iter()
+        .map(|p| {
+            let text = fs::read_to_string(&p).unwrap();
+            Dashboard {
+                file: p.file_name().unwrap().to_string_lossy().into_owned(),
+                json: serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: not JSON: {e}", p.display())),
+            }
+        })
+        .collect()
+}
+
+/// Replaces Grafana variables as a test run needs them: dashboard variables by `.+` (all
+/// values, as the "All" option sends), interval variables by a duration. An unknown variable is
+/// an error.
+fn substitute(expr: &str, variables: &BTreeSet<String>) -> Result<String, String> {
+    let value = |name: &str| -> Result<&'static str, String> {
+        match name {
+            "__rate_interval" | "__interval" | "__range" => Ok("1h"),
+            "__range_s" => Ok("3600"),
+            "__interval_ms" | "__range_ms" => Ok("3600000"),
+            "datasource" => Err("$datasource inside a query".into()),
+            n if variables.contains(n) => Ok(".+"),
+            n => Err(format!("unknown variable ${n}")),
+        }
+    };
+    let mut out = String::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i + 1..];
+        let (name, len) = if let Some(braced) = rest.strip_prefix('{') {
+            let end = braced.find('}').ok_or("unclosed ${")?;
+            let name = braced[..end].split(':').next().unwrap_or_default();
+            (name, end + 2)
+        } else {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            (&rest[..end], end)
+        };
+        out.push_str(value(name)?);
+        rest = &rest[len..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[test]
+fn dashboards_follow_the_conventions() {
+    let mut problems = Vec::new();
+    let mut uids = BTreeSet::new();
+    for d in dashboards() {
+        let f = d.file.clone();
+        let mut bad = |what: String| problems.push(format!("{f}: {what}"));
+        let uid = d.uid();
+        if format!("{uid}.json") != d.file || uid.is_empty() || uid.len() > 40 {
+            bad(format!(
+                "uid {uid:?}: must be the file name and at most 40 characters"
+            ));
+        }
+        if !uids.insert(uid.to_owned()) {
+            bad(format!("uid {uid:?} used twice"));
+        }
+        if d.json["title"].as_str().unwrap_or_default().is_empty() {
+            bad("no title".into());
+        }
+        let tags: Vec<&str> = d.json["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .collect();
+        if !tags.contains(&"iam-credentials") {
+            bad(format!("tags {tags:?} lack iam-credentials"));
+        }
+        let schema = d.json["schemaVersion"].as_u64().unwrap_or_default();
+        if !(36..=41).contains(&schema) {
+            bad(format!("schemaVersion {schema}"));
+        }
+        if !d.json["id"].is_null() {
+            bad("id must be null (Grafana assigns it)".into());
+        }
+
+        let vars: BTreeMap<&str, &Json> = d
+            .variables()
+            .into_iter()
+            .map(|v| (v["name"].as_str().unwrap_or_default(), v))
+            .collect();
+        match vars.get("datasource") {
+            Some(v) if v["type"] == "datasource" && v["query"] == "prometheus" => {}
+            _ => bad("no `datasource` variable of type datasource for prometheus".into()),
+        }
+        for name in ["job", "account_id"] {
+            match vars.get(name) {
+                Some(v) if v["type"] == "query" && v["datasource"] == datasource_ref() => {}
+                _ => bad(format!("no `{name}` query variable on ${{datasource}}")),
+            }
+        }
+
+        let mut ids = BTreeSet::new();
+        let mut boxes: Vec<(String, [i64; 4])> = Vec::new();
+        for p in d.panels() {
+            let title = p["title"].as_str().unwrap_or_default().to_owned();
+            if !ids.insert(p["id"].as_i64().unwrap_or(-1)) {
+                bad(format!(
+                    "panel {title:?}: id {} missing or used twice",
+                    p["id"]
+                ));
+            }
+            let g = &p["gridPos"];
+            let [x, y, w, h] = ["x", "y", "w", "h"].map(|k| g[k].as_i64().unwrap_or(-1));
+            if x < 0 || y < 0 || w <= 0 || h <= 0 || x + w > 24 {
+                bad(format!("panel {title:?}: gridPos {g}"));
+            }
+            for (other, [ox, oy, ow, oh]) in &boxes {
+                if x < ox + ow && *ox < x + w && y < oy + oh && *oy < y + h {
+                    bad(format!("panels {title:?} and {other:?} overlap"));
+                }
+            }
+            boxes.push((title.clone(), [x, y, w, h]));
+            let kind = p["type"].as_str().unwrap_or_default();
+            if kind == "row" || kind == "text" {
+                continue;
+            }
+            if title.is_empty() || p["description"].as_str().unwrap_or_default().is_empty() {
+                bad(format!("panel {title:?}: needs a title and a description"));
+            }
+            if p["datasource"] != datasource_ref() {
+                bad(format!(
+                    "panel {title:?}: datasource is not ${{datasource}}"
+                ));
+            }
+            let targets = p["targets"].as_array().cloned().unwrap_or_default();
+            if targets.is_empty() {
+                bad(format!("panel {title:?}: no queries"));
+            }
+            for t in targets {
+                let expr = t["expr"].as_str().unwrap_or_default();
+                if t["datasource"] != datasource_ref() {
+                    bad(format!(
+                        "panel {title:?}: a query's datasource is not ${{datasource}}"
+                    ));
+                }
+                if !expr.contains(r#"job=~"$job""#) {
+                    bad(format!("panel {title:?}: `{expr}` ignores $job"));
+                }
+                if expr.contains("aws_iam_") && !expr.contains(r#"account_id=~"$account_id""#) {
+                    bad(format!("panel {title:?}: `{expr}` ignores $account_id"));
+                }
+            }
+        }
+    }
+    for (d, t) in LIVE_ONLY {
+        if !dashboards()
+            .iter()
+            .any(|x| x.uid() == d && x.panels().iter().any(|p| p["title"] == t))
+        {
+            problems.push(format!("LIVE_ONLY names {d}/{t:?}, which does not exist"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Declarations shared by the generated TypeScript files.
+const PRELUDE: &str = r#"
+import type { DataQuery, Dashboard, FieldConfigSource, Panel, RowPanel } from '@grafana/schema';
+import type * as bargauge from '@grafana/schema/dist/esm/raw/composable/bargauge/panelcfg/x/BarGaugePanelCfg_types.gen';
+import type * as stat from '@grafana/schema/dist/esm/raw/composable/stat/panelcfg/x/StatPanelCfg_types.gen';
+import type * as table from '@grafana/schema/dist/esm/raw/composable/table/panelcfg/x/TablePanelCfg_types.gen';
+import type * as text from '@grafana/schema/dist/esm/raw/composable/text/panelcfg/x/TextPanelCfg_types.gen';
+import type * as timeseries from '@grafana/schema/dist/esm/raw/composable/timeseries/panelcfg/x/TimeSeriesPanelCfg_types.gen';
+
+export type { Dashboard };
+
+// JSON spells an enum member by its value, which a TypeScript string enum does not accept:
+// map every string (enum) type to the union of its values and keep everything else as strict.
+export type Json<T> = T extends string
+  ? `${T}`
+  : T extends ReadonlyArray<infer U>
+    ? Array<Json<U>>
+    : T extends object
+      ? { [K in keyof T]: Json<T[K]> }
+      : T;
+
+// A query of Grafana's Prometheus data source (its fields are not in @grafana/schema).
+export interface PrometheusQuery extends DataQuery {
+  expr: string;
+  editorMode?: 'code' | 'builder';
+  format?: 'time_series' | 'table' | 'heatmap';
+  instant?: boolean;
+  range?: boolean;
+  exemplar?: boolean;
+  interval?: string;
+  intervalFactor?: number;
+  legendFormat?: string;
+}
+
+type PanelOf<Type extends string, Options, Custom> =
+  Omit<Panel, 'type' | 'options' | 'fieldConfig' | 'targets'> & {
+    type: Type;
+    options: Options;
+    fieldConfig: FieldConfigSource<Custom>;
+    targets: PrometheusQuery[];
+  };
+
+// The panel types the dashboards use, each with its plugin's options and field config. A new
+// panel type needs a line here.
+export type KnownPanel =
+  | PanelOf<'bargauge', bargauge.Options, Record<string, never>>
+  | PanelOf<'stat', stat.Options, Record<string, never>>
+  | PanelOf<'table', table.Options, table.FieldConfig>
+  | PanelOf<'timeseries', timeseries.Options, timeseries.FieldConfig>
+  | (Omit<Panel, 'type' | 'options' | 'targets' | 'datasource'> & { type: 'text'; options: text.Options })
+  | (Omit<RowPanel, 'panels'> & { panels: [] });
+
+export type StrictDashboard = Omit<Dashboard, 'panels'> & { panels: KnownPanel[] };
+"#;
+
+/// The node_modules holding `@grafana/schema`: `NODE_PATH`, else
+/// `$IAM_EXPORTER_TOOLS/node/node_modules`, else the one whose `.bin` holds `tsc`.
+fn node_modules() -> PathBuf {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("NODE_PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(t) = std::env::var_os("IAM_EXPORTER_TOOLS") {
+        candidates.push(Path::new(&t).join("node/node_modules"));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for d in std::env::split_paths(&path) {
+            if d.ends_with("node_modules/.bin") && d.join("tsc").exists() {
+                candidates.push(d.parent().unwrap().to_owned());
+            }
+        }
+    }
+    candidates
+        .iter()
+        .find(|d| d.join("@grafana/schema/package.json").is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "@grafana/schema not found in {candidates:?}: run the suite through scripts/test, \
+                 which installs it"
+            )
+        })
+}
+
+#[test]
+fn dashboards_type_check_against_grafana_schema() {
+    let modules = node_modules();
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("prelude.ts"), PRELUDE).unwrap();
+    let mut files = vec!["prelude.ts".to_owned()];
+    for d in dashboards() {
+        let text = serde_json::to_string_pretty(&d.json).unwrap();
+        let name = d
+            .file
+            .trim_end_matches(".json")
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+        // The same literal twice: once against the dashboard schema alone, once with every
+        // panel checked against its plugin's options.
+        let ts = format!(
+            "// {file}\nimport type {{ Dashboard, Json, StrictDashboard }} from './prelude';\n\
+             export const schema: Json<Dashboard> = {text};\n\
+             export const strict: Json<StrictDashboard> = {text};\n",
+            file = d.file
+        );
+        fs::write(dir.path().join(format!("{name}.ts")), ts).unwrap();
+        files.push(format!("{name}.ts"));
+    }
+    let m = modules.display().to_string();
+    let tsconfig = serde_json::json!({
+        "compilerOptions": {
+            "strict": true,
+            "noEmit": true,
+            "target": "ES2022",
+            "module": "commonjs",
+            "moduleResolution": "node10",
+            "skipLibCheck": true,
+            "types": [],
+            "typeRoots": [format!("{m}/@types")],
+            "baseUrl": ".",
+            "paths": {
+                "@grafana/schema": [format!("{m}/@grafana/schema")],
+                "@grafana/schema/*": [format!("{m}/@grafana/schema/*")],
+            },
+        },
+        "files": files,
+    });
+    fs::write(
+        dir.path().join("tsconfig.json"),
+        serde_json::to_string_pretty(&tsconfig).unwrap(),
+    )
+    .unwrap();
+    let mut cmd = tool("tsc");
+    cmd.args(["-p", ".", "--strict", "--noEmit"])
+        .env("NODE_PATH", &modules);
+    let out = run(cmd, dir.path(), Duration::from_secs(300));
+    assert!(
+        out.status.success(),
+        "tsc --strict found dashboards that do not match @grafana/schema (line numbers are in \
+         the generated files, which pretty-print the JSON):\n{}",
+        out.both()
+    );
+}
+
+/// Every query with its variables substituted, or the problem with it.
+fn substituted_queries() -> Vec<(Query, Result<String, String>)> {
+    let mut out = Vec::new();
+    for d in dashboards() {
+        let vars: BTreeSet<String> = d
+            .variables()
+            .iter()
+            .filter_map(|v| v["name"].as_str().map(str::to_owned))
+            .collect();
+        for q in d.queries() {
+            let s = substitute(&q.expr, &vars);
+            out.push((q, s));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_query_parses() {
+    let prom = Prometheus::start(&[], &[]);
+    let mut problems = Vec::new();
+    let queries = substituted_queries();
+    for (q, expr) in &queries {
+        let result = expr.clone().and_then(|e| prom.query(&e).map(|_| ()));
+        if let Err(e) = result {
+            problems.push(format!("{} {}: `{}`: {e}", q.dashboard, q.what, q.expr));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    println!("{} queries parse", queries.len());
+}
+
+#[test]
+fn every_query_returns_data_from_the_exporter() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("credential-report.csv");
+    fs::copy(sample_report(), &report).unwrap();
+    let exporter = Exporter::start(&["--report.file", report.to_str().unwrap()]);
+    let prom = Prometheus::start(
+        &[Scrape {
+            job: "iam-credentials-exporter",
+            target: exporter.addr,
+        }],
+        &[],
+    );
+    // Range functions (increase over counters) need a few scrapes.
+    prom.wait_for_data(
+        r#"count_over_time(iam_credentials_exporter_build_info{job="iam-credentials-exporter"}[1m]) >= 3"#,
+        Duration::from_secs(60),
+    );
+
+    let mut problems = Vec::new();
+    let (mut with_data, mut live_only) = (0, 0);
+    for (q, expr) in substituted_queries() {
+        let expr = match expr {
+            Ok(e) => e,
+            Err(e) => {
+                problems.push(format!("{} {}: {e}", q.dashboard, q.what));
+                continue;
+            }
+        };
+        match (prom.query(&expr), q.live_only()) {
+            (Err(e), _) => problems.push(format!("{} {}: `{expr}`: {e}", q.dashboard, q.what)),
+            (Ok(r), false) if r.is_empty() => problems.push(format!(
+                "{} {}: `{expr}` returned no data on the sample report",
+                q.dashboard, q.what
+            )),
+            (Ok(r), true) if !r.is_empty() => problems.push(format!(
+                "{} {}: `{expr}` returns data from a report file: take it off LIVE_ONLY",
+                q.dashboard, q.what
+            )),
+            (Ok(_), false) => with_data += 1,
+            (Ok(_), true) => live_only += 1,
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{}\n--- exporter's /metrics ---\n{}",
+        problems.join("\n"),
+        exporter.metrics()
+    );
+    println!("{with_data} queries returned data; {live_only} live-only queries ran empty");
+}
+
+#[test]
+fn substitution_replaces_every_variable_form() {
+    let vars = BTreeSet::from(["job".to_owned(), "account_id".to_owned()]);
+    assert_eq!(
+        substitute(
+            r#"rate(x{job=~"$job", account_id=~"${account_id:regex}"}[$__rate_interval])"#,
+            &vars
+        ),
+        Ok(r#"rate(x{job=~".+", account_id=~".+"}[1h])"#.to_owned())
+    );
+    assert!(substitute("x{a=~\"$nope\"}", &vars).is_err());
+    assert_eq!(
+        label_values_to_promql(r#"label_values(aws_iam_users{job=~"$job"}, account_id)"#),
+        Some(r#"group by (account_id) (aws_iam_users{job=~"$job"})"#.to_owned())
+    );
+}
