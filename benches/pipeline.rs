@@ -1,1 +1,70 @@
-fn main() {}
+//! Parse, judge and render generated reports of 100, 5,000 (the IAM users-per-account
+//! maximum) and 100,000 rows. Throughput is reported in rows per second.
+//!
+//! `cargo bench --bench pipeline`
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use iam_credentials_exporter::checks::{judge, Thresholds};
+use iam_credentials_exporter::metrics::{compose, render_report, RenderOptions};
+use iam_credentials_exporter::report::parse;
+use iam_credentials_exporter::synthetic;
+use std::hint::black_box;
+
+const SIZES: [usize; 3] = [100, 5_000, 100_000];
+
+fn pipeline(c: &mut Criterion) {
+    let now = "2026-11-25T00:00:00Z".parse().unwrap();
+    let thresholds = Thresholds::default();
+    let per_user = RenderOptions::all_users();
+    let aggregate = RenderOptions::default();
+    for &rows in &SIZES {
+        let csv = synthetic::report("123456789012", rows, now, 42);
+        let report = parse(csv.as_bytes()).unwrap();
+        let assessment = judge(&report, now, &thresholds);
+
+        let mut g = c.benchmark_group("pipeline");
+        g.throughput(Throughput::Elements(rows as u64));
+        if rows >= 100_000 {
+            g.sample_size(10);
+        }
+        g.bench_with_input(BenchmarkId::new("parse", rows), &csv, |b, csv| {
+            b.iter(|| parse(black_box(csv.as_bytes())).unwrap())
+        });
+        g.bench_with_input(BenchmarkId::new("judge", rows), &report, |b, r| {
+            b.iter(|| judge(black_box(r), now, &thresholds))
+        });
+        g.bench_with_input(BenchmarkId::new("parse_and_judge", rows), &csv, |b, csv| {
+            b.iter(|| {
+                let r = parse(black_box(csv.as_bytes())).unwrap();
+                judge(&r, now, &thresholds)
+            })
+        });
+        for (name, opts) in [
+            ("render_per_user", &per_user),
+            ("render_aggregate", &aggregate),
+        ] {
+            g.bench_with_input(BenchmarkId::new(name, rows), &(), |b, _| {
+                b.iter(|| {
+                    let bodies =
+                        render_report("123456789012", &report, &assessment, Some(now), now, opts);
+                    compose([&bodies])
+                })
+            });
+        }
+        g.bench_with_input(
+            BenchmarkId::new("parse_judge_render", rows),
+            &csv,
+            |b, csv| {
+                b.iter(|| {
+                    let r = parse(black_box(csv.as_bytes())).unwrap();
+                    let a = judge(&r, now, &thresholds);
+                    let bodies = render_report("123456789012", &r, &a, Some(now), now, &per_user);
+                    compose([&bodies])
+                })
+            },
+        );
+        g.finish();
+    }
+}
+
+criterion_group!(benches, pipeline);
+criterion_main!(benches);

@@ -304,6 +304,7 @@ pub fn parse(input: &[u8]) -> Result<CredentialReport, ReportError> {
         return Err(ReportError::Empty);
     }
     let mut reader = csv::ReaderBuilder::new()
+        .buffer_capacity(64 * 1024)
         .has_headers(false)
         .flexible(true)
         .from_reader(input);
@@ -332,7 +333,6 @@ pub fn parse(input: &[u8]) -> Result<CredentialReport, ReportError> {
         has_key_last_used: cols.key_last_used.iter().all(Option::is_some),
         ..CredentialReport::default()
     };
-    let mut by_arn: HashMap<String, usize> = HashMap::new();
     let mut repaired = csv::ByteRecord::new();
 
     loop {
@@ -376,21 +376,40 @@ pub fn parse(input: &[u8]) -> Result<CredentialReport, ReportError> {
                 if report.account_id.is_none() {
                     report.account_id = account_id_of(&row.arn).map(str::to_owned);
                 }
-                match by_arn.get(&row.arn) {
-                    Some(&i) => {
-                        report.duplicates += 1;
-                        report.rows[i] = row;
-                    }
-                    None => {
-                        by_arn.insert(row.arn.clone(), report.rows.len());
-                        report.rows.push(row);
-                    }
-                }
+                report.rows.push(row);
             }
             Err(reason) => report.skipped.push(SkippedRow { line, reason }),
         }
     }
+    report.duplicates = drop_duplicates(&mut report.rows);
     Ok(report)
+}
+
+/// Keeps one row per ARN: the last one, at the place of the first (real reports have been
+/// seen with a user twice). Returns how many rows were dropped.
+fn drop_duplicates(rows: &mut Vec<UserRow>) -> usize {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        last.insert(r.arn.as_str(), i);
+    }
+    if last.len() == rows.len() {
+        return 0;
+    }
+    let mut keep: Vec<Option<usize>> = vec![None; rows.len()];
+    let mut first: HashMap<&str, usize> = HashMap::with_capacity(last.len());
+    for (i, r) in rows.iter().enumerate() {
+        let at = *first.entry(r.arn.as_str()).or_insert(i);
+        keep[at] = Some(last[r.arn.as_str()]);
+    }
+    let dropped = rows.len() - last.len();
+    drop((last, first));
+    let mut taken: Vec<Option<UserRow>> = std::mem::take(rows).into_iter().map(Some).collect();
+    *rows = keep
+        .into_iter()
+        .flatten()
+        .map(|i| taken[i].take().expect("each kept row is taken once"))
+        .collect();
+    dropped
 }
 
 /// IAM user names may contain commas; a writer that does not quote them splits both the
