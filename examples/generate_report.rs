@@ -7,6 +7,9 @@ fn main() {
     let users = args.next().and_then(|a| a.parse().ok()).unwrap_or(5_000);
     let account = args.next().unwrap_or_else(|| "123456789012".to_owned());
     let seed = args.next().and_then(|a| a.parse().ok()).unwrap_or(42);
-    let report = iam_credentials_exporter::synthetic::report(&account, users, chrono::Utc::now(), seed);
-    std::io::stdout().write_all(report.as_bytes()).expect("writing to standard output");
+    let report =
+        iam_credentials_exporter::synthetic::report(&account, users, chrono::Utc::now(), seed);
+    std::io::stdout()
+        .write_all(report.as_bytes())
+        .expect("writing to standard output");
 }
