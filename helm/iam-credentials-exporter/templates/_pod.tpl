@@ -9,14 +9,12 @@ metadata:
     {{- range $k, $v := $podLabels }}
     {{ $k }}: {{ toString $v | quote }}
     {{- end }}
-  {{- if or .Values.config .Values.webConfig.config .Values.podAnnotations }}
+  {{- if or .Values.config .Values.podAnnotations }}
   annotations:
     {{- if .Values.config }}
-    # Roll the pods when the configuration changes: the exporter reads it at start-up.
+    # Roll the pods when the configuration changes: the exporter reads it at start-up. (The
+    # web config needs no roll: the exporter re-reads it, and its certificates, on change.)
     checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
-    {{- end }}
-    {{- if .Values.webConfig.config }}
-    checksum/web-config: {{ include (print $.Template.BasePath "/web-config-secret.yaml") . | sha256sum }}
     {{- end }}
     {{- with .Values.podAnnotations }}
     {{- toYaml . | nindent 4 }}
