@@ -940,7 +940,7 @@ fn check_prometheus_rule(r: &Rendering) {
                 .map(|gs| {
                     gs.iter()
                         .flat_map(|g| seq_at(g, "rules"))
-                        .map(|r| dump(r))
+                        .map(dump)
                         .collect()
                 })
                 .unwrap_or_default()
