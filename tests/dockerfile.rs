@@ -504,6 +504,47 @@ fn dependencies_are_cooked_in_their_own_layer_with_the_build_profile() {
     );
 }
 
+/// `1.94.1` as comparable numbers; a missing part counts as 0.
+fn version_parts(v: &str) -> Vec<u32> {
+    let mut parts: Vec<u32> = v
+        .split('.')
+        .map(|p| p.parse().unwrap_or_else(|_| panic!("not a version: {v}")))
+        .collect();
+    parts.resize(3, 0);
+    parts
+}
+
+#[test]
+fn build_stage_toolchain_meets_the_crate_rust_version() {
+    let dockerfile = Dockerfile::load();
+    let rust = dockerfile
+        .global_args
+        .iter()
+        .find_map(|a| a.args.strip_prefix("RUST_VERSION="))
+        .expect("ARG RUST_VERSION before the first FROM");
+    let chef = dockerfile.stage("chef");
+    assert!(
+        chef.base.starts_with("rust:${RUST_VERSION}-"),
+        "the toolchain stage uses ARG RUST_VERSION: {}",
+        chef.base
+    );
+    let needed = env!("CARGO_PKG_RUST_VERSION");
+    assert!(!needed.is_empty(), "Cargo.toml declares a rust-version");
+    // `rust:1.95` is the newest 1.95.x, so compare the image's minor version with the
+    // requirement's, and its patch only when the image pins one.
+    let (have, want) = (version_parts(rust), version_parts(needed));
+    let pinned_patch = rust.split('.').count() == 3;
+    let ok = if pinned_patch {
+        have >= want
+    } else {
+        have[..2] >= want[..2]
+    };
+    assert!(
+        ok,
+        "the image builds with Rust {rust}, older than Cargo.toml's rust-version {needed}"
+    );
+}
+
 #[test]
 fn dockerignore_keeps_what_cargo_needs_and_drops_build_output() {
     let text = fs::read_to_string(repo().join(".dockerignore")).expect("read .dockerignore");
