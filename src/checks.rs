@@ -15,6 +15,7 @@
 //!   root has its own checks.
 
 use crate::report::{AccessKey, CredentialReport, Stamp, UserRow};
+use crate::source::PasswordPolicy;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use std::time::Duration;
@@ -119,6 +120,71 @@ impl Check {
     fn index(self) -> usize {
         self as usize
     }
+}
+
+/// An account-level check, judged from the live password policy (GetAccountPasswordPolicy),
+/// not from the report. Exported in `aws_iam_check_failures{check}` as 1 (fails) or 0 per
+/// account, only where live facts are read (AWS sources; never in file mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountCheck {
+    /// The account has no IAM password policy.
+    PasswordPolicyMissing,
+    /// The minimum password length is below [`CIS_MIN_PASSWORD_LENGTH`].
+    PasswordPolicyWeakLength,
+    /// Password reuse prevention is below [`CIS_PASSWORD_REUSE_PREVENTION`].
+    PasswordPolicyWeakReuse,
+}
+
+/// CIS 1.8 (v1.4 / v3.0), Security Hub IAM.15: passwords of at least 14 characters.
+pub const CIS_MIN_PASSWORD_LENGTH: u32 = 14;
+
+/// CIS 1.9 (v1.4 / v3.0), Security Hub IAM.16: the last 24 passwords cannot be reused.
+pub const CIS_PASSWORD_REUSE_PREVENTION: u32 = 24;
+
+impl AccountCheck {
+    /// Every account check, in the order they are reported.
+    pub const ALL: [AccountCheck; 3] = [
+        AccountCheck::PasswordPolicyMissing,
+        AccountCheck::PasswordPolicyWeakLength,
+        AccountCheck::PasswordPolicyWeakReuse,
+    ];
+
+    /// The `check` label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccountCheck::PasswordPolicyMissing => "password_policy_missing",
+            AccountCheck::PasswordPolicyWeakLength => "password_policy_weak_length",
+            AccountCheck::PasswordPolicyWeakReuse => "password_policy_weak_reuse",
+        }
+    }
+
+    /// The CIS recommendation and Security Hub control the check matches.
+    pub fn controls(self) -> &'static str {
+        match self {
+            AccountCheck::PasswordPolicyMissing => "CIS 1.8, CIS 1.9, IAM.7",
+            AccountCheck::PasswordPolicyWeakLength => "CIS 1.8, IAM.15",
+            AccountCheck::PasswordPolicyWeakReuse => "CIS 1.9, IAM.16",
+        }
+    }
+}
+
+/// Judges the account's password policy (`None`: the account has none) against CIS, and
+/// returns the account checks that fail. Without a policy AWS applies its default (8
+/// characters, reuse allowed), so a missing policy fails the length and reuse checks too: an
+/// alert on either fires for an account that has no policy at all.
+pub fn judge_password_policy(policy: Option<&PasswordPolicy>) -> Vec<AccountCheck> {
+    let Some(p) = policy else {
+        return AccountCheck::ALL.to_vec();
+    };
+    let mut failing = Vec::new();
+    if p.minimum_length < CIS_MIN_PASSWORD_LENGTH {
+        failing.push(AccountCheck::PasswordPolicyWeakLength);
+    }
+    if p.reuse_prevention < CIS_PASSWORD_REUSE_PREVENTION {
+        failing.push(AccountCheck::PasswordPolicyWeakReuse);
+    }
+    failing
 }
 
 /// Thresholds of the age-based checks.
@@ -614,6 +680,57 @@ mod tests {
         assert_eq!(a.count(Check::TwoActiveAccessKeys), 1);
         assert!(Check::AccessKeyNotRotated.counts_keys());
         assert!(!Check::TwoActiveAccessKeys.counts_keys());
+    }
+
+    #[test]
+    fn password_policy_is_judged_against_cis() {
+        let strong = PasswordPolicy {
+            minimum_length: 14,
+            reuse_prevention: 24,
+            ..PasswordPolicy::default()
+        };
+        assert!(judge_password_policy(Some(&strong)).is_empty());
+        let short = PasswordPolicy {
+            minimum_length: 13,
+            ..strong
+        };
+        assert_eq!(
+            judge_password_policy(Some(&short)),
+            [AccountCheck::PasswordPolicyWeakLength]
+        );
+        let reusable = PasswordPolicy {
+            reuse_prevention: 23,
+            ..strong
+        };
+        assert_eq!(
+            judge_password_policy(Some(&reusable)),
+            [AccountCheck::PasswordPolicyWeakReuse]
+        );
+        // Unset reuse prevention reads as 0.
+        let lax = PasswordPolicy::default();
+        assert_eq!(
+            judge_password_policy(Some(&lax)),
+            [
+                AccountCheck::PasswordPolicyWeakLength,
+                AccountCheck::PasswordPolicyWeakReuse
+            ]
+        );
+    }
+
+    #[test]
+    fn no_password_policy_is_a_finding_on_every_account_check() {
+        assert_eq!(judge_password_policy(None), AccountCheck::ALL);
+    }
+
+    #[test]
+    fn account_check_names_are_distinct_from_report_checks() {
+        for c in AccountCheck::ALL {
+            assert!(Check::from_name(c.name()).is_none());
+            assert_eq!(
+                serde_json::to_string(&c).unwrap(),
+                format!("\"{}\"", c.name())
+            );
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Wiring the long-running exporter: logging, the listener, the refresh loops, signals.
 
+use crate::aws;
 use crate::cli::{listen_target, LogArgs, LogFormat, LogLevel, ServeArgs, ThresholdArgs};
 use crate::hub::{AccountState, Hub, JudgeSettings};
 use crate::refresh::{self, Pacing};
 use crate::server::{self, ServerSettings};
 use crate::source::{FileSource, ReportSource};
+use crate::web_config::{self, WebState};
 use anyhow::Context;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -56,23 +58,44 @@ pub struct Target {
     pub jitter: bool,
 }
 
-/// The targets the command line asks for.
-fn targets(serve: &ServeArgs) -> anyhow::Result<Vec<Target>> {
+/// The targets the command line asks for: the report file, or else the account of the
+/// default AWS credential chain.
+async fn targets(serve: &ServeArgs) -> anyhow::Result<Vec<Target>> {
     match &serve.report_file {
         Some(path) => Ok(vec![Target {
             state: AccountState::new(path.display().to_string(), None, None),
             source: Arc::new(FileSource::new(path)),
             jitter: false,
         }]),
-        None => anyhow::bail!(
-            "no report source: pass --report.file PATH to serve a credential report file"
-        ),
+        None => {
+            let settings = serve.aws_settings();
+            let connect = aws::Connect {
+                region: serve.aws_region.clone(),
+                ..aws::Connect::default()
+            };
+            let env = aws::AwsEnv::load(&connect, &settings).await;
+            tracing::info!(
+                region = env.region().unwrap_or(""),
+                endpoint = env.endpoint_url().unwrap_or("default"),
+                "Reading the credential report from AWS IAM with the default credential chain"
+            );
+            Ok(vec![Target {
+                state: AccountState::new("aws".to_owned(), None, None),
+                source: Arc::new(aws::AwsSource::new(&env, settings)),
+                jitter: true,
+            }])
+        }
     }
 }
 
 /// Runs the exporter until SIGINT or SIGTERM.
 pub async fn run(serve: ServeArgs, thresholds: ThresholdArgs) -> anyhow::Result<()> {
-    let targets = targets(&serve)?;
+    let targets = targets(&serve).await?;
+    let web = Arc::new(match &serve.web_config_file {
+        Some(path) => WebState::load(path)?,
+        None => WebState::plain(),
+    });
+    let reloader = web_config::spawn_reloader(web.clone(), serve.web_config_reload_interval);
     let address = listen_target(&serve.listen_address);
     let listener = TcpListener::bind(&address)
         .await
@@ -82,6 +105,7 @@ pub async fn run(serve: ServeArgs, thresholds: ThresholdArgs) -> anyhow::Result<
         version = crate::VERSION,
         revision = crate::REVISION,
         address = %bound,
+        tls = web.current().tls.is_some(),
         telemetry_path = %serve.telemetry_path,
         accounts = targets.len(),
         refresh_interval = %humantime::format_duration(serve.refresh_interval),
@@ -117,6 +141,8 @@ pub async fn run(serve: ServeArgs, thresholds: ThresholdArgs) -> anyhow::Result<
     let server_settings = ServerSettings {
         telemetry_path: serve.telemetry_path.clone(),
         max_connections: serve.max_connections,
+        header_read_timeout: serve.header_read_timeout,
+        web,
         ..ServerSettings::default()
     };
     let server = tokio::spawn(server::serve(
@@ -130,6 +156,7 @@ pub async fn run(serve: ServeArgs, thresholds: ThresholdArgs) -> anyhow::Result<
     shutdown.cancel();
     while loops.join_next().await.is_some() {}
     server.await.context("the server task failed")??;
+    reloader.abort();
     Ok(())
 }
 

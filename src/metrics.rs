@@ -7,7 +7,7 @@
 //! all accounts under one `# HELP`/`# TYPE` header per family. A snapshot is rendered afresh
 //! from its report, so a user deleted from IAM loses its series at the next report.
 
-use crate::checks::{key_last_activity, Assessment, Check};
+use crate::checks::{judge_password_policy, key_last_activity, AccountCheck, Assessment, Check};
 use crate::report::CredentialReport;
 use crate::source::{FailureReason, LiveFacts};
 use chrono::{DateTime, Utc};
@@ -106,6 +106,8 @@ families! {
         "Failed refreshes per account, by reason."),
     LiveCallFailuresTotal => ("iam_credentials_exporter_live_call_failures_total", COUNTER,
         "Failed live account calls (GetAccountSummary, ListAccountAliases, GetAccountPasswordPolicy) per account, by API and reason; they do not fail the refresh."),
+    AwsRetriesTotal => ("iam_credentials_exporter_aws_retries_total", COUNTER,
+        "AWS API calls made again per account, by API and cause: backoffs after throttling, server errors, timeouts and network errors, polls while a report is generated, and new generations after a missing or expired report. The AWS SDK's own retries are off, so these are all of them."),
     BuildInfo => ("iam_credentials_exporter_build_info", GAUGE,
         "The exporter's version and source revision. Always 1."),
 }
@@ -412,6 +414,20 @@ pub fn render_live(account_id: &str, name: Option<&str>, live: Option<&LiveFacts
             Family::PasswordPolicyPresent,
             vec![gauge(&[acct], bool_value(policy.is_some()))],
         );
+        // Account-level checks: only where the policy was read (never in file mode).
+        let failing = judge_password_policy(policy.as_ref());
+        out.set(
+            Family::CheckFailures,
+            AccountCheck::ALL
+                .iter()
+                .map(|c| {
+                    gauge(
+                        &[acct, ("check", c.name())],
+                        bool_value(failing.contains(c)),
+                    )
+                })
+                .collect(),
+        );
         if let Some(p) = policy {
             out.set(
                 Family::PasswordPolicyMinimumLength,
@@ -457,6 +473,8 @@ pub struct RefreshStats {
     pub failures: [u64; FailureReason::ALL.len()],
     /// Failed live calls by (API, reason).
     pub live_failures: Vec<((&'static str, FailureReason), u64)>,
+    /// AWS calls made again by (API, cause), as the source counts them.
+    pub retries: Vec<((&'static str, &'static str), u64)>,
 }
 
 /// Renders one account's refresh statistics.
@@ -501,6 +519,13 @@ pub fn render_refresh_stats(account_id: &str, s: &RefreshStats) -> Bodies {
                     *n as f64,
                 )
             })
+            .collect(),
+    );
+    out.set(
+        Family::AwsRetriesTotal,
+        s.retries
+            .iter()
+            .map(|((api, cause), n)| counter(&[acct, ("api", api), ("cause", cause)], *n as f64))
             .collect(),
     );
     out

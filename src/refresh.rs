@@ -68,6 +68,7 @@ pub async fn refresh_once(hub: &Hub, index: usize, source: &dyn ReportSource) {
     let attempt = Utc::now();
     let started = Instant::now();
     let fetched = source.fetch().await;
+    let retries = source.retries();
     let outcome = match fetched {
         Ok(f) => judge_fetched(hub, index, f).await,
         Err(e) => Err(e),
@@ -77,6 +78,7 @@ pub async fn refresh_once(hub: &Hub, index: usize, source: &dyn ReportSource) {
         a.last_attempt = Some(attempt);
         a.stats.refreshes += 1;
         a.stats.last_duration = Some(duration);
+        a.stats.retries = retries;
         match outcome {
             Ok(Judged { report, live, fingerprint, account_id }) => {
                 if let Some(id) = account_id {

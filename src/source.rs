@@ -2,7 +2,7 @@
 //!
 //! A [`ReportSource`] fetches a report's bytes (and, from live AWS, the account facts that are
 //! not 4 hours old). Everything behind the seam (parsing, judging, rendering) is pure. The
-//! file source lives here; the AWS source is fenced into its own module.
+//! file source lives here; the AWS source is fenced into its own module, [`crate::aws`].
 
 use chrono::{DateTime, Utc};
 use std::future::Future;
@@ -163,6 +163,12 @@ pub struct Fetched {
 pub trait ReportSource: Send + Sync + 'static {
     /// Fetches the current report. Called by one refresh loop, never concurrently.
     fn fetch(&self) -> BoxFuture<'_, Result<Fetched, SourceError>>;
+
+    /// Calls made again so far (cumulative, successful rounds or not), by (API, cause), for
+    /// `iam_credentials_exporter_aws_retries_total`. Sources that never retry have none.
+    fn retries(&self) -> Vec<((&'static str, &'static str), u64)> {
+        Vec::new()
+    }
 }
 
 /// A report read from a file, re-read on every refresh.

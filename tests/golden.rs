@@ -131,6 +131,12 @@ fn sample_report_with_live_facts_and_refresh_stats() {
     stats
         .live_failures
         .push((("GetAccountPasswordPolicy", FailureReason::AccessDenied), 1));
+    stats
+        .retries
+        .push((("GenerateCredentialReport", "report_not_ready"), 1));
+    stats
+        .retries
+        .push((("GetCredentialReport", "throttled"), 4));
     let text = exposition(
         &sample_csv(),
         Some(&live),

@@ -2,6 +2,8 @@
 //! to it, and poll for conditions against a deadline.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -142,6 +144,11 @@ impl Exporter {
             self.child.try_wait().unwrap()
         });
         status.code()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process is still running.

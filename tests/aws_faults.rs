@@ -1,0 +1,636 @@
+//! The faults moto cannot produce, from a fake IAM endpoint over real HTTP: a small hyper
+//! server on 127.0.0.1:0 answering the awsQuery protocol (form-encoded POSTs with
+//! `Action=...`, XML answers, XML `<ErrorResponse>` errors with AWS's HTTP statuses), scripted
+//! per test and counting requests per action.
+//!
+//! Driven in-process through the library, the way the daemon drives it: an [`AwsSource`]
+//! built from the same configuration loader as production (endpoint override, static
+//! credentials, SDK retries off), refreshed by `refresh::refresh_once` into a `hub::Hub`,
+//! and the published exposition read back. Each test asserts the requests made, the reason
+//! recorded, and that the previous good snapshot is still served. Backoffs are milliseconds.
+mod common;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use iam_credentials_exporter::aws::{
+    AwsEnv, AwsSettings, AwsSource, Backoff, Connect, StaticCredentials,
+};
+use iam_credentials_exporter::checks::Thresholds;
+use iam_credentials_exporter::hub::{AccountState, Hub, JudgeSettings};
+use iam_credentials_exporter::metrics::RenderOptions;
+use iam_credentials_exporter::refresh::refresh_once;
+use iam_credentials_exporter::source::FailureReason;
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+const ACCOUNT: &str = "111122223333";
+
+const GENERATE: &str = "GenerateCredentialReport";
+const GET: &str = "GetCredentialReport";
+const SUMMARY: &str = "GetAccountSummary";
+const ALIASES: &str = "ListAccountAliases";
+const POLICY: &str = "GetAccountPasswordPolicy";
+
+/// Root and two users: alice (console, MFA, one key) and bob (console, no MFA).
+const REPORT: &str = "\
+user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated
+<root_account>,arn:aws:iam::111122223333:root,2020-01-01T00:00:00+00:00,not_supported,2026-01-01T00:00:00+00:00,not_supported,not_supported,true,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A
+alice,arn:aws:iam::111122223333:user/alice,2024-01-01T00:00:00+00:00,true,2026-11-01T00:00:00+00:00,2026-10-01T00:00:00+00:00,N/A,true,true,2026-10-01T00:00:00+00:00,2026-11-01T00:00:00+00:00,us-east-1,s3,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A
+bob,arn:aws:iam::111122223333:user/bob,2024-01-01T00:00:00+00:00,true,2026-11-01T00:00:00+00:00,2026-10-01T00:00:00+00:00,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A
+";
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+enum Reply {
+    /// HTTP 200 with this inside the action's `<ActionResult>`.
+    Result(String),
+    /// An AWS error: HTTP status and code, in an `<ErrorResponse>`.
+    Error(u16, &'static str),
+    /// Any status and body.
+    Raw(u16, &'static str),
+    /// Another reply, after a delay.
+    Slow(Duration, Box<Reply>),
+}
+
+fn state(s: &str) -> Reply {
+    Reply::Result(format!("<State>{s}</State>"))
+}
+
+fn report(csv: &str) -> Reply {
+    Reply::Result(format!(
+        "<Content>{}</Content><ReportFormat>text/csv</ReportFormat><GeneratedTime>2026-11-25T04:12:00Z</GeneratedTime>",
+        base64(csv.as_bytes())
+    ))
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Every action answers as a healthy account would.
+fn healthy() -> HashMap<&'static str, Reply> {
+    HashMap::from([
+        (GENERATE, state("COMPLETE")),
+        (GET, report(REPORT)),
+        (
+            SUMMARY,
+            Reply::Result(
+                "<SummaryMap>\
+                 <entry><key>Users</key><value>2</value></entry>\
+                 <entry><key>AccountMFAEnabled</key><value>1</value></entry>\
+                 <entry><key>AccountAccessKeysPresent</key><value>0</value></entry>\
+                 <entry><key>MFADevicesInUse</key><value>1</value></entry>\
+                 </SummaryMap>"
+                    .into(),
+            ),
+        ),
+        (
+            ALIASES,
+            Reply::Result(
+                "<IsTruncated>false</IsTruncated><AccountAliases><member>fake-corp</member></AccountAliases>"
+                    .into(),
+            ),
+        ),
+        (
+            POLICY,
+            Reply::Result(
+                "<PasswordPolicy><AllowUsersToChangePassword>true</AllowUsersToChangePassword>\
+                 <RequireLowercaseCharacters>true</RequireLowercaseCharacters>\
+                 <RequireUppercaseCharacters>true</RequireUppercaseCharacters>\
+                 <MinimumPasswordLength>14</MinimumPasswordLength>\
+                 <RequireNumbers>true</RequireNumbers>\
+                 <PasswordReusePrevention>24</PasswordReusePrevention>\
+                 <RequireSymbols>true</RequireSymbols>\
+                 <ExpirePasswords>false</ExpirePasswords></PasswordPolicy>"
+                    .into(),
+            ),
+        ),
+    ])
+}
+
+#[derive(Default)]
+struct Script {
+    /// Served first, in order, per action.
+    queued: HashMap<String, VecDeque<Reply>>,
+    /// Served once the queue is empty.
+    fallback: HashMap<String, Reply>,
+    /// Requests seen per action.
+    counts: HashMap<String, usize>,
+}
+
+/// The fake IAM endpoint. It lives as long as the test's runtime.
+struct FakeIam {
+    url: String,
+    script: Arc<Mutex<Script>>,
+}
+
+impl FakeIam {
+    async fn start() -> FakeIam {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let script = Arc::new(Mutex::new(Script {
+            fallback: healthy()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            ..Script::default()
+        }));
+        let shared = script.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let script = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| answer(script.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FakeIam { url, script }
+    }
+
+    /// Queues replies for `action`, served before its fallback.
+    fn then(&self, action: &str, replies: impl IntoIterator<Item = Reply>) {
+        self.script
+            .lock()
+            .unwrap()
+            .queued
+            .entry(action.to_owned())
+            .or_default()
+            .extend(replies);
+    }
+
+    /// What `action` answers once its queue is empty.
+    fn always(&self, action: &str, reply: Reply) {
+        self.script
+            .lock()
+            .unwrap()
+            .fallback
+            .insert(action.to_owned(), reply);
+    }
+
+    /// Requests seen for `action`.
+    fn count(&self, action: &str) -> usize {
+        *self.script.lock().unwrap().counts.get(action).unwrap_or(&0)
+    }
+
+    fn reset_counts(&self) {
+        self.script.lock().unwrap().counts.clear();
+    }
+}
+
+async fn answer(
+    script: Arc<Mutex<Script>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let form = String::from_utf8_lossy(&body);
+    let action = form
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .unwrap_or("")
+        .to_owned();
+    let mut reply = {
+        let mut s = script.lock().unwrap();
+        *s.counts.entry(action.clone()).or_default() += 1;
+        let queued = s.queued.get_mut(&action).and_then(VecDeque::pop_front);
+        queued
+            .or_else(|| s.fallback.get(&action).cloned())
+            .unwrap_or(Reply::Error(400, "InvalidAction"))
+    };
+    while let Reply::Slow(delay, inner) = reply {
+        tokio::time::sleep(delay).await;
+        reply = *inner;
+    }
+    let (status, body) = match reply {
+        Reply::Result(inner) => (
+            200,
+            format!(
+                "<{action}Response xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">\
+                 <{action}Result>{inner}</{action}Result>\
+                 <ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata>\
+                 </{action}Response>"
+            ),
+        ),
+        Reply::Error(status, code) => (
+            status,
+            format!(
+                "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">\
+                 <Error><Type>Sender</Type><Code>{code}</Code>\
+                 <Message>User: arn:aws:iam::{ACCOUNT}:user/exporter is not authorized or was refused: {code}</Message></Error>\
+                 <RequestId>fake</RequestId></ErrorResponse>"
+            ),
+        ),
+        Reply::Raw(status, body) => (status, body.to_owned()),
+        Reply::Slow(..) => unreachable!("unwrapped above"),
+    };
+    Ok(Response::builder()
+        .status(status)
+        .header("content-type", "text/xml")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap())
+}
+
+/// Millisecond backoffs, three tries per call, a 250 ms call timeout.
+fn fast() -> AwsSettings {
+    AwsSettings {
+        call_timeout: Duration::from_millis(250),
+        max_attempts: 3,
+        backoff: Backoff {
+            base: Duration::from_millis(5),
+            max: Duration::from_millis(20),
+        },
+        round_timeout: Duration::from_secs(5),
+        jitter: true,
+    }
+}
+
+/// The fake endpoint, a hub watching one account, and the AWS source between them.
+struct Rig {
+    fake: FakeIam,
+    hub: Arc<Hub>,
+    source: AwsSource,
+}
+
+impl Rig {
+    async fn new(settings: AwsSettings) -> Rig {
+        let fake = FakeIam::start().await;
+        let connect = Connect {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(fake.url.clone()),
+            credentials: Some(StaticCredentials {
+                access_key_id: "AKIDFAKE".into(),
+                secret_access_key: "fake-secret".into(),
+            }),
+        };
+        let env = AwsEnv::load(&connect, &settings).await;
+        let hub = Hub::new(
+            JudgeSettings {
+                thresholds: Thresholds::default(),
+                render: RenderOptions::all_users(),
+            },
+            vec![AccountState::new("fake".into(), None, None)],
+            "/metrics",
+        );
+        Rig {
+            source: AwsSource::new(&env, settings),
+            fake,
+            hub,
+        }
+    }
+
+    async fn refresh(&self) {
+        refresh_once(&self.hub, 0, &self.source).await;
+    }
+
+    fn metrics(&self) -> String {
+        String::from_utf8(self.hub.published().metrics.to_vec()).unwrap()
+    }
+
+    /// The value of `name{account_id="111122223333"<labels>}`, 0 when absent.
+    fn value(&self, name: &str, labels: &str) -> f64 {
+        common::sample(
+            &self.metrics(),
+            &format!("{name}{{account_id=\"{ACCOUNT}\"{labels}}}"),
+        )
+        .unwrap_or(0.0)
+    }
+
+    fn failures(&self, reason: &str) -> f64 {
+        self.value(
+            "iam_credentials_exporter_refresh_failures_total",
+            &format!(",reason=\"{reason}\""),
+        )
+    }
+
+    fn retries(&self, api: &str, cause: &str) -> f64 {
+        self.value(
+            "iam_credentials_exporter_aws_retries_total",
+            &format!(",api=\"{api}\",cause=\"{cause}\""),
+        )
+    }
+
+    fn last_error(&self) -> Option<(FailureReason, String)> {
+        self.hub.account(0, |a| {
+            a.last_error.as_ref().map(|e| (e.reason, e.message.clone()))
+        })
+    }
+
+    fn assert_succeeded(&self) {
+        assert_eq!(self.last_error(), None);
+        assert_eq!(
+            self.value("iam_credentials_exporter_refresh_success", ""),
+            1.0,
+            "{}",
+            self.metrics()
+        );
+        assert_eq!(self.value("aws_iam_users", ""), 2.0, "{}", self.metrics());
+    }
+
+    /// A first good round, then counts start afresh for the fault.
+    async fn good_round(&self) {
+        self.refresh().await;
+        self.assert_succeeded();
+        self.fake.reset_counts();
+    }
+
+    /// The round failed for `reason`, and the last good snapshot is still served.
+    fn assert_failed_keeping_snapshot(&self, reason: FailureReason) {
+        let (got, message) = self.last_error().expect("the round should have failed");
+        assert_eq!(got, reason, "{message}");
+        let m = self.metrics();
+        assert_eq!(
+            self.value("iam_credentials_exporter_refresh_success", ""),
+            0.0,
+            "{m}"
+        );
+        assert_eq!(self.failures(reason.as_str()), 1.0, "{m}");
+        let others: f64 = FailureReason::ALL
+            .iter()
+            .filter(|r| **r != reason)
+            .map(|r| self.failures(r.as_str()))
+            .sum();
+        assert_eq!(others, 0.0, "{m}");
+        // The previous report and live facts, untouched.
+        assert_eq!(self.value("aws_iam_users", ""), 2.0, "{m}");
+        assert_eq!(
+            self.value(
+                "aws_iam_check_failures",
+                ",check=\"console_user_without_mfa\""
+            ),
+            1.0,
+            "{m}"
+        );
+        assert_eq!(
+            self.value("aws_iam_user_mfa_active", ",user=\"alice\""),
+            1.0,
+            "{m}"
+        );
+        assert_eq!(self.value("aws_iam_mfa_devices_in_use", ""), 1.0, "{m}");
+        assert!(self.hub.published().ready);
+    }
+}
+
+#[tokio::test]
+async fn generation_is_polled_from_started_through_inprogress_to_complete() {
+    let rig = Rig::new(fast()).await;
+    rig.fake
+        .then(GENERATE, [state("STARTED"), state("INPROGRESS")]);
+    rig.refresh().await;
+    rig.assert_succeeded();
+    assert_eq!(rig.fake.count(GENERATE), 3);
+    assert_eq!(rig.fake.count(GET), 1);
+    assert_eq!(rig.retries(GENERATE, "report_not_ready"), 2.0);
+    // The live facts came along.
+    assert_eq!(
+        rig.value("aws_iam_account_info", ",alias=\"fake-corp\",name=\"\""),
+        1.0
+    );
+    assert_eq!(rig.value("aws_iam_root_mfa_enabled", ""), 1.0);
+    assert_eq!(
+        rig.value(
+            "aws_iam_check_failures",
+            ",check=\"password_policy_weak_reuse\""
+        ),
+        0.0
+    );
+    assert_eq!(
+        rig.value("aws_iam_credential_report_generated_timestamp_seconds", ""),
+        1_795_579_920.0
+    );
+}
+
+#[tokio::test]
+async fn report_in_progress_is_waited_for() {
+    let rig = Rig::new(fast()).await;
+    rig.fake.then(
+        GET,
+        [
+            Reply::Error(404, "ReportInProgress"),
+            Reply::Error(404, "ReportInProgress"),
+        ],
+    );
+    rig.refresh().await;
+    rig.assert_succeeded();
+    assert_eq!(rig.fake.count(GENERATE), 1);
+    assert_eq!(rig.fake.count(GET), 3);
+    assert_eq!(rig.retries(GET, "report_not_ready"), 2.0);
+}
+
+#[tokio::test]
+async fn a_missing_or_expired_report_is_generated_again() {
+    let rig = Rig::new(fast()).await;
+    rig.fake.then(
+        GET,
+        [
+            Reply::Error(410, "ReportNotPresent"),
+            Reply::Error(410, "ReportExpired"),
+        ],
+    );
+    rig.refresh().await;
+    rig.assert_succeeded();
+    assert_eq!(rig.fake.count(GENERATE), 3);
+    assert_eq!(rig.fake.count(GET), 3);
+    assert_eq!(rig.retries(GET, "report_missing"), 2.0);
+
+    // A report that stays expired: two regenerations, then the round gives up.
+    rig.fake.reset_counts();
+    rig.fake.always(GET, Reply::Error(410, "ReportExpired"));
+    rig.refresh().await;
+    rig.assert_failed_keeping_snapshot(FailureReason::ReportNotReady);
+    assert_eq!(rig.fake.count(GENERATE), 3);
+    assert_eq!(rig.fake.count(GET), 3);
+}
+
+#[tokio::test]
+async fn limit_exceeded_backs_off_then_succeeds() {
+    let rig = Rig::new(fast()).await;
+    rig.fake
+        .then(GENERATE, [Reply::Error(409, "LimitExceeded")]);
+    rig.refresh().await;
+    rig.assert_succeeded();
+    assert_eq!(rig.fake.count(GENERATE), 2);
+    assert_eq!(rig.fake.count(GET), 1);
+    assert_eq!(rig.retries(GENERATE, "throttled"), 1.0);
+}
+
+#[tokio::test]
+async fn throttling_past_the_bound_gives_up_the_round_as_throttled() {
+    let rig = Rig::new(fast()).await;
+    rig.good_round().await;
+    rig.fake.always(GET, Reply::Error(400, "Throttling"));
+    rig.refresh().await;
+    rig.assert_failed_keeping_snapshot(FailureReason::Throttled);
+    // Three tries (the bound), two backoffs between them; nothing after.
+    assert_eq!(rig.fake.count(GET), 3);
+    assert_eq!(rig.retries(GET, "throttled"), 2.0);
+    assert_eq!(rig.fake.count(SUMMARY), 0);
+    let (_, message) = rig.last_error().unwrap();
+    assert!(message.contains("gave up after 3 tries"), "{message}");
+}
+
+#[tokio::test]
+async fn server_errors_back_off_and_give_up_as_service_error() {
+    let rig = Rig::new(fast()).await;
+    rig.good_round().await;
+    // A bare 503 with an HTML body, once: retried by its status.
+    rig.fake
+        .then(GET, [Reply::Raw(503, "<html>Service Unavailable</html>")]);
+    rig.refresh().await;
+    rig.assert_succeeded();
+    assert_eq!(rig.fake.count(GET), 2);
+    assert_eq!(rig.retries(GET, "service_error"), 1.0);
+
+    rig.fake.reset_counts();
+    rig.fake.always(GET, Reply::Error(500, "ServiceFailure"));
+    rig.refresh().await;
+    rig.assert_failed_keeping_snapshot(FailureReason::ServiceError);
+    assert_eq!(rig.fake.count(GET), 3);
+    assert_eq!(rig.retries(GET, "service_error"), 3.0);
+}
+
+#[tokio::test]
+async fn an_answer_slower_than_the_call_timeout_fails_as_timeout() {
+    let rig = Rig::new(fast()).await;
+    rig.good_round().await;
+    rig.fake.always(
+        GET,
+        Reply::Slow(Duration::from_secs(3), Box::new(report(REPORT))),
+    );
+    let started = Instant::now();
+    rig.refresh().await;
+    let took = started.elapsed();
+    rig.assert_failed_keeping_snapshot(FailureReason::Timeout);
+    assert_eq!(rig.fake.count(GET), 3);
+    assert_eq!(rig.retries(GET, "timeout"), 2.0);
+    // Three 250 ms timeouts and two short backoffs, not the 3 s answers.
+    assert!(
+        took >= Duration::from_millis(750) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_garbage_body_is_an_invalid_response_and_not_retried() {
+    let rig = Rig::new(fast()).await;
+    rig.good_round().await;
+    rig.fake
+        .always(GET, Reply::Raw(200, "this is not XML <<< \u{0}"));
+    rig.refresh().await;
+    rig.assert_failed_keeping_snapshot(FailureReason::InvalidResponse);
+    assert_eq!(rig.fake.count(GET), 1);
+
+    // Well-formed XML whose Content is not base64 is just as unusable.
+    rig.fake.reset_counts();
+    rig.fake.always(
+        GET,
+        Reply::Result("<Content>@@@ not base64 @@@</Content>".into()),
+    );
+    rig.refresh().await;
+    let (reason, message) = rig.last_error().unwrap();
+    assert_eq!(reason, FailureReason::InvalidResponse, "{message}");
+    assert_eq!(rig.fake.count(GET), 1);
+    assert_eq!(rig.failures("invalid_response"), 2.0);
+}
+
+#[tokio::test]
+async fn access_denied_fails_at_once_and_names_the_permission() {
+    let rig = Rig::new(fast()).await;
+    rig.good_round().await;
+    rig.fake.always(GENERATE, Reply::Error(403, "AccessDenied"));
+    rig.refresh().await;
+    rig.assert_failed_keeping_snapshot(FailureReason::AccessDenied);
+    assert_eq!(rig.fake.count(GENERATE), 1);
+    assert_eq!(rig.fake.count(GET), 0);
+    let (_, message) = rig.last_error().unwrap();
+    assert!(
+        message.contains("iam:GenerateCredentialReport"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn live_call_failures_are_reported_without_failing_the_round() {
+    let rig = Rig::new(fast()).await;
+    rig.fake.always(SUMMARY, Reply::Error(403, "AccessDenied"));
+    rig.fake
+        .always(ALIASES, Reply::Error(500, "ServiceFailure"));
+    rig.fake.always(POLICY, Reply::Error(404, "NoSuchEntity"));
+    rig.refresh().await;
+    rig.assert_succeeded();
+    let m = rig.metrics();
+    let live_failures = |api: &str, reason: &str| {
+        rig.value(
+            "iam_credentials_exporter_live_call_failures_total",
+            &format!(",api=\"{api}\",reason=\"{reason}\""),
+        )
+    };
+    assert_eq!(live_failures(SUMMARY, "access_denied"), 1.0, "{m}");
+    assert_eq!(live_failures(ALIASES, "service_error"), 1.0, "{m}");
+    assert_eq!(rig.fake.count(SUMMARY), 1);
+    assert_eq!(rig.fake.count(ALIASES), 3);
+    // No summary this round: its series are absent, not zero.
+    assert!(!m.contains("aws_iam_root_mfa_enabled{"), "{m}");
+    // No password policy is a finding, not a failure.
+    assert_eq!(live_failures(POLICY, "other"), 0.0, "{m}");
+    assert_eq!(rig.value("aws_iam_password_policy_present", ""), 0.0);
+    for check in [
+        "password_policy_missing",
+        "password_policy_weak_length",
+        "password_policy_weak_reuse",
+    ] {
+        assert_eq!(
+            rig.value("aws_iam_check_failures", &format!(",check=\"{check}\"")),
+            1.0,
+            "{check}\n{m}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_round_deadline_bounds_the_wait_for_a_report() {
+    let rig = Rig::new(AwsSettings {
+        round_timeout: Duration::from_millis(300),
+        ..fast()
+    })
+    .await;
+    rig.good_round().await;
+    rig.fake.always(GENERATE, state("INPROGRESS"));
+    let started = Instant::now();
+    rig.refresh().await;
+    let took = started.elapsed();
+    rig.assert_failed_keeping_snapshot(FailureReason::ReportNotReady);
+    // Polls every 5 to 20 ms for 300 ms: bounded, and never a tight loop.
+    let polls = rig.fake.count(GENERATE);
+    assert!((5..=61).contains(&polls), "{polls} polls");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert_eq!(rig.fake.count(GET), 0);
+}
