@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 
 use common::prometheus::{run, Prometheus, Scrape};
-use common::{repo, sample_report, tool, Exporter};
+use common::{repo, tool, write_fresh_sample_report, Exporter};
 
 /// Panels that read metrics only live AWS provides (the account summary and the password
 /// policy): a report file cannot make them return data, so here they are only parsed. The
@@ -479,7 +479,7 @@ fn every_query_parses() {
 fn every_query_returns_data_from_the_exporter() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("credential-report.csv");
-    fs::copy(sample_report(), &report).unwrap();
+    write_fresh_sample_report(&report);
     let exporter = Exporter::start(&["--report.file", report.to_str().unwrap()]);
     let prom = Prometheus::start(
         &[Scrape {

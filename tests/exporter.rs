@@ -8,7 +8,7 @@ use std::time::Duration;
 fn start_on_copy(extra: &[&str]) -> (tempfile::TempDir, std::path::PathBuf, Exporter) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("report.csv");
-    std::fs::copy(sample_report(), &path).unwrap();
+    write_fresh_sample_report(&path);
     let mut args = vec![
         "--report.file",
         path.to_str().unwrap(),
@@ -235,7 +235,7 @@ fn not_ready_until_a_report_was_judged() {
         let m = exporter.metrics();
         (sample(&m, r#"iam_credentials_exporter_refresh_failures_total{account_id="unknown",reason="read_error"}"#).unwrap_or(0.0) >= 1.0).then_some(())
     });
-    std::fs::copy(sample_report(), &path).unwrap();
+    write_fresh_sample_report(&path);
     wait_for("ready", Duration::from_secs(20), || {
         (get(&exporter.url("/-/ready")).status == 200).then_some(())
     });

@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
 
 use common::prometheus::{run, Prometheus, Scrape};
-use common::{repo, sample_report, tool, Exporter};
+use common::{repo, tool, write_fresh_sample_report, Exporter};
 
 /// Where every `runbook_url` points, followed by `#<alert name in lower case>`.
 const RUNBOOK_URL: &str =
@@ -338,11 +338,12 @@ fn label(series: &Json, name: &str) -> String {
 
 #[test]
 fn rules_evaluate_against_the_exporter_on_the_sample_report() {
-    // A fresh copy of the sample: in file mode the report's generated time is the file's
-    // modification time, which must not make the report look stale.
+    // A fresh copy of the sample, its dates moved to today: in file mode the report's
+    // generated time is the file's modification time, which must not make the report look
+    // stale, and the daemon judges at the wall clock.
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("credential-report.csv");
-    fs::copy(sample_report(), &report).unwrap();
+    write_fresh_sample_report(&report);
     let exporter = Exporter::start(&["--report.file", report.to_str().unwrap()]);
     let prom = Prometheus::start(
         &[Scrape {

@@ -27,6 +27,28 @@ pub fn sample_report() -> PathBuf {
     repo().join("examples/credential-report.csv")
 }
 
+/// The moment the bundled sample report describes: its findings (root used within a day, keys
+/// just past 90 days...) hold when it is judged at this time.
+pub const SAMPLE_AS_OF: &str = "2026-11-25T06:00:00Z";
+
+/// Writes the sample report to `dest` with every timestamp moved forward by the time since
+/// [`SAMPLE_AS_OF`], so that the daemon, which judges at the wall clock, finds what the sample
+/// was written to show whatever day the tests run.
+pub fn write_fresh_sample_report(dest: &Path) {
+    let as_of = chrono::DateTime::parse_from_rfc3339(SAMPLE_AS_OF).unwrap();
+    let shift = chrono::Utc::now().signed_duration_since(as_of);
+    let timestamp =
+        regex::Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|\+00:00)").unwrap();
+    let csv = std::fs::read_to_string(sample_report()).unwrap();
+    let shifted = timestamp.replace_all(&csv, |c: &regex::Captures| {
+        let t = chrono::DateTime::parse_from_rfc3339(&c[0]).unwrap() + shift;
+        let text = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+        format!("{text}{}", &c[1])
+    });
+    assert_ne!(shifted, csv, "the sample report has timestamps to move");
+    std::fs::write(dest, shifted.as_bytes()).unwrap();
+}
+
 /// Polls `probe` until it returns `Some`, or panics naming `what` after `timeout`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
