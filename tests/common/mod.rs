@@ -37,8 +37,7 @@ pub const SAMPLE_AS_OF: &str = "2026-11-25T06:00:00Z";
 pub fn write_fresh_sample_report(dest: &Path) {
     let as_of = chrono::DateTime::parse_from_rfc3339(SAMPLE_AS_OF).unwrap();
     let shift = chrono::Utc::now().signed_duration_since(as_of);
-    let timestamp =
-        regex::Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|\+00:00)").unwrap();
+    let timestamp = regex::Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|\+00:00)").unwrap();
     let csv = std::fs::read_to_string(sample_report()).unwrap();
     let shifted = timestamp.replace_all(&csv, |c: &regex::Captures| {
         let t = chrono::DateTime::parse_from_rfc3339(&c[0]).unwrap() + shift;

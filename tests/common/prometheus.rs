@@ -40,11 +40,20 @@ impl Prometheus {
     /// Starts Prometheus scraping `scrapes` every second and evaluating `rule_files` every
     /// second, and waits until it is ready.
     pub fn start(scrapes: &[Scrape], rule_files: &[PathBuf]) -> Prometheus {
+        Self::start_alerting(scrapes, rule_files, None)
+    }
+
+    /// Like [`Prometheus::start`], sending alerts to the Alertmanager at `alertmanager`.
+    pub fn start_alerting(
+        scrapes: &[Scrape],
+        rule_files: &[PathBuf],
+        alertmanager: Option<SocketAddr>,
+    ) -> Prometheus {
         // The port is chosen by binding :0 and letting go of it; if another process takes it
         // in between, Prometheus exits and we try again with another.
         let mut last_logs = String::new();
         for _ in 0..5 {
-            match Self::try_start(scrapes, rule_files) {
+            match Self::try_start(scrapes, rule_files, alertmanager) {
                 Ok(p) => return p,
                 Err(logs) => last_logs = logs,
             }
@@ -52,7 +61,11 @@ impl Prometheus {
         panic!("Prometheus did not start:\n{last_logs}");
     }
 
-    fn try_start(scrapes: &[Scrape], rule_files: &[PathBuf]) -> Result<Prometheus, String> {
+    fn try_start(
+        scrapes: &[Scrape],
+        rule_files: &[PathBuf],
+        alertmanager: Option<SocketAddr>,
+    ) -> Result<Prometheus, String> {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -60,7 +73,7 @@ impl Prometheus {
             .port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let config = dir.path().join("prometheus.yml");
-        std::fs::write(&config, config_yaml(scrapes, rule_files)).unwrap();
+        std::fs::write(&config, config_yaml(scrapes, rule_files, alertmanager)).unwrap();
 
         let mut child = tool("prometheus")
             .arg(format!("--config.file={}", config.display()))
@@ -159,10 +172,20 @@ impl Drop for Prometheus {
     }
 }
 
-fn config_yaml(scrapes: &[Scrape], rule_files: &[PathBuf]) -> String {
+fn config_yaml(
+    scrapes: &[Scrape],
+    rule_files: &[PathBuf],
+    alertmanager: Option<SocketAddr>,
+) -> String {
     let mut y = String::from(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n",
     );
+    if let Some(am) = alertmanager {
+        y.push_str(&format!(
+            "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [{}]\n",
+            yaml_string(&am.to_string())
+        ));
+    }
     if !rule_files.is_empty() {
         y.push_str("rule_files:\n");
         for f in rule_files {

@@ -4,6 +4,7 @@ Usage: iam.py ENDPOINT COMMAND [ARGS]
   seed                  users with passwords, access keys (one inactive), virtual MFA devices,
                         an account alias and a password policy
   deactivate-mfa USER   deactivate USER's MFA devices
+  enable-mfa USER       give USER a new virtual MFA device
 """
 
 import sys
@@ -21,8 +22,8 @@ def client(endpoint):
     )
 
 
-def enable_virtual_mfa(iam, user):
-    serial = iam.create_virtual_mfa_device(VirtualMFADeviceName=f"{user}-mfa")[
+def enable_virtual_mfa(iam, user, name=None):
+    serial = iam.create_virtual_mfa_device(VirtualMFADeviceName=name or f"{user}-mfa")[
         "VirtualMFADevice"
     ]["SerialNumber"]
     iam.enable_mfa_device(
@@ -74,6 +75,10 @@ def main():
         seed(iam)
     elif command == "deactivate-mfa":
         deactivate_mfa(iam, *args)
+    elif command == "enable-mfa":
+        (user,) = args
+        count = len(iam.list_virtual_mfa_devices()["VirtualMFADevices"])
+        enable_virtual_mfa(iam, user, f"{user}-mfa-{count}")
     else:
         sys.exit(f"unknown command {command}")
 
