@@ -146,6 +146,19 @@ pub struct Connect {
 #[derive(Debug, Clone)]
 pub struct AwsEnv {
     config: SdkConfig,
+    /// The role whose credentials `config` carries, when assumed.
+    role: Option<String>,
+}
+
+/// A role to assume: ARN, optional external id, session name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRole {
+    /// The role's ARN.
+    pub arn: String,
+    /// The `sts:ExternalId`.
+    pub external_id: Option<String>,
+    /// The role session name.
+    pub session_name: String,
 }
 
 impl AwsEnv {
@@ -181,6 +194,32 @@ impl AwsEnv {
         }
         AwsEnv {
             config: loader.load().await,
+            role: None,
+        }
+    }
+
+    /// The same configuration with the credentials of `role`, assumed with this
+    /// configuration's credentials (STS at the same endpoint: `AWS_ENDPOINT_URL`, or
+    /// `AWS_ENDPOINT_URL_STS`). Nothing is called here: the first call assumes the role, the
+    /// credentials are cached and renewed before they expire, and a refused AssumeRole fails
+    /// that round with the reason `credentials`.
+    pub async fn assume(&self, role: &AssumeRole) -> AwsEnv {
+        let mut builder = aws_config::sts::AssumeRoleProvider::builder(role.arn.clone())
+            .session_name(role.session_name.clone())
+            .configure(&self.config);
+        if let Some(id) = &role.external_id {
+            builder = builder.external_id(id.clone());
+        }
+        let provider = builder.build().await;
+        AwsEnv {
+            config: self
+                .config
+                .to_builder()
+                .credentials_provider(
+                    aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+                )
+                .build(),
+            role: Some(role.arn.clone()),
         }
     }
 
@@ -203,6 +242,8 @@ enum Api {
     GetAccountSummary,
     ListAccountAliases,
     GetAccountPasswordPolicy,
+    /// Organizations, for discovery.
+    ListAccounts,
 }
 
 impl Api {
@@ -214,6 +255,7 @@ impl Api {
             Api::GetAccountSummary => "GetAccountSummary",
             Api::ListAccountAliases => "ListAccountAliases",
             Api::GetAccountPasswordPolicy => "GetAccountPasswordPolicy",
+            Api::ListAccounts => "ListAccounts",
         }
     }
 
@@ -225,6 +267,7 @@ impl Api {
             Api::GetAccountSummary => "iam:GetAccountSummary",
             Api::ListAccountAliases => "iam:ListAccountAliases",
             Api::GetAccountPasswordPolicy => "iam:GetAccountPasswordPolicy",
+            Api::ListAccounts => "organizations:ListAccounts",
         }
     }
 }
@@ -392,7 +435,7 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Reads an SDK error: its shape, code and status, and a message for the log.
-fn examine<E>(api: Api, err: &SdkError<E>) -> Failure
+fn examine<E>(api: Api, role: Option<&str>, err: &SdkError<E>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -432,10 +475,16 @@ where
             api.name(),
             api.permission()
         ),
-        Verdict::Fail(FailureReason::Credentials) => format!(
-            "{}: no usable AWS credentials (the default chain reads the environment, the shared profile, SSO, web identity, container and instance metadata): {detail}",
-            api.name()
-        ),
+        Verdict::Fail(FailureReason::Credentials) => match role {
+            Some(role) => format!(
+                "{}: assuming role {role} failed (sts:AssumeRole: the role must exist, trust the exporter's credentials and match the external id): {detail}",
+                api.name()
+            ),
+            None => format!(
+                "{}: no usable AWS credentials (the default chain reads the environment, the shared profile, SSO, web identity, container and instance metadata): {detail}",
+                api.name()
+            ),
+        },
         _ => format!("{}: {detail}", api.name()),
     };
     Failure { verdict, message }
@@ -444,24 +493,40 @@ where
 /// Repeated calls so far, by (API, cause).
 type RetryCounts = Vec<((&'static str, &'static str), u64)>;
 
+/// Bounded, counted retries around SDK calls: the IAM source's and the organization
+/// listing's.
+#[derive(Debug)]
+struct Caller {
+    settings: AwsSettings,
+    retries: Mutex<RetryCounts>,
+    /// The role the calls are made as, for error messages.
+    role: Option<String>,
+}
+
 /// One account's credential report and live facts, read from IAM.
 #[derive(Debug)]
 pub struct AwsSource {
     client: aws_sdk_iam::Client,
-    settings: AwsSettings,
-    retries: Mutex<RetryCounts>,
+    caller: Caller,
 }
 
 impl AwsSource {
-    /// A source calling IAM with `env`'s configuration.
+    /// A source calling IAM with `env`'s configuration (and credentials: its own, or a
+    /// role's from [`AwsEnv::assume`]). The client is built once and kept: it caches the
+    /// assumed role's credentials and renews them before they expire.
     pub fn new(env: &AwsEnv, settings: AwsSettings) -> AwsSource {
         AwsSource {
             client: aws_sdk_iam::Client::new(&env.config),
-            settings,
-            retries: Mutex::new(Vec::new()),
+            caller: Caller {
+                settings,
+                retries: Mutex::new(Vec::new()),
+                role: env.role.clone(),
+            },
         }
     }
+}
 
+impl Caller {
     fn count(&self, api: Api, cause: RetryCause) {
         let mut counts = self.retries.lock().expect("retry counter lock");
         let key = (api.name(), cause.as_str());
@@ -496,7 +561,7 @@ impl AwsSource {
             let limit = self.settings.call_timeout.min(left);
             let failure = match tokio::time::timeout(limit, send()).await {
                 Ok(Ok(out)) => return Ok(out),
-                Ok(Err(e)) => examine(api, &e),
+                Ok(Err(e)) => examine(api, self.role.as_deref(), &e),
                 Err(_) => Failure {
                     verdict: Verdict::Retry(RetryCause::Timeout, FailureReason::Timeout),
                     message: format!(
@@ -568,13 +633,16 @@ impl AwsSource {
             ),
         )
     }
+}
 
+impl AwsSource {
     /// GenerateCredentialReport until `COMPLETE`.
     async fn generate(&self, deadline: Instant) -> Result<(), SourceError> {
         let api = Api::GenerateCredentialReport;
         let mut poll = 0;
         loop {
             let out = self
+                .caller
                 .call(api, deadline, || {
                     self.client.generate_credential_report().send()
                 })
@@ -583,8 +651,8 @@ impl AwsSource {
             match out.state() {
                 Some(ReportStateType::Complete) => return Ok(()),
                 Some(state @ (ReportStateType::Started | ReportStateType::Inprogress)) => {
-                    if !self.wait_for_report(api, poll, deadline).await {
-                        return Err(self.not_ready(api, state.as_str()));
+                    if !self.caller.wait_for_report(api, poll, deadline).await {
+                        return Err(self.caller.not_ready(api, state.as_str()));
                     }
                     poll += 1;
                 }
@@ -614,6 +682,7 @@ impl AwsSource {
             let mut poll = 0;
             loop {
                 let failure = match self
+                    .caller
                     .call(api, deadline, || self.client.get_credential_report().send())
                     .await
                 {
@@ -622,15 +691,15 @@ impl AwsSource {
                 };
                 match failure.verdict {
                     Verdict::NotReady => {
-                        if !self.wait_for_report(api, poll, deadline).await {
-                            return Err(self.not_ready(api, "ReportInProgress"));
+                        if !self.caller.wait_for_report(api, poll, deadline).await {
+                            return Err(self.caller.not_ready(api, "ReportInProgress"));
                         }
                         poll += 1;
                     }
                     Verdict::Regenerate if regenerations < MAX_REGENERATIONS => {
                         tracing::debug!(error = %failure.message, "Generating the credential report again");
                         regenerations += 1;
-                        self.count(api, RetryCause::ReportMissing);
+                        self.caller.count(api, RetryCause::ReportMissing);
                         continue 'generate;
                     }
                     _ => return Err(failure.into_error()),
@@ -642,17 +711,18 @@ impl AwsSource {
     /// The live account facts; failures are listed, not raised.
     async fn live_facts(&self, deadline: Instant) -> LiveFacts {
         // Each call gets at least one try even when the report used the round up.
-        let deadline = deadline.max(Instant::now() + self.settings.call_timeout);
+        let deadline = deadline.max(Instant::now() + self.caller.settings.call_timeout);
         let (summary, aliases, policy) = tokio::join!(
-            self.call(Api::GetAccountSummary, deadline, || {
+            self.caller.call(Api::GetAccountSummary, deadline, || {
                 self.client.get_account_summary().send()
             }),
-            self.call(Api::ListAccountAliases, deadline, || {
+            self.caller.call(Api::ListAccountAliases, deadline, || {
                 self.client.list_account_aliases().send()
             }),
-            self.call(Api::GetAccountPasswordPolicy, deadline, || {
-                self.client.get_account_password_policy().send()
-            }),
+            self.caller
+                .call(Api::GetAccountPasswordPolicy, deadline, || {
+                    self.client.get_account_password_policy().send()
+                }),
         );
         let mut facts = LiveFacts::default();
         let mut failed = |api: Api, f: Failure| {
@@ -742,7 +812,7 @@ fn decode_summary(out: GetAccountSummaryOutput) -> Result<AccountSummary, Failur
 impl ReportSource for AwsSource {
     fn fetch(&self) -> BoxFuture<'_, Result<Fetched, SourceError>> {
         Box::pin(async move {
-            let deadline = Instant::now() + self.settings.round_timeout;
+            let deadline = Instant::now() + self.caller.settings.round_timeout;
             let (csv, generated_at) = self.report(deadline).await?;
             let live = self.live_facts(deadline).await;
             Ok(Fetched {
@@ -755,7 +825,84 @@ impl ReportSource for AwsSource {
     }
 
     fn retries(&self) -> Vec<((&'static str, &'static str), u64)> {
-        self.retries.lock().expect("retry counter lock").clone()
+        self.caller
+            .retries
+            .lock()
+            .expect("retry counter lock")
+            .clone()
+    }
+}
+
+/// An account that AWS Organizations lists, as the rest of the exporter sees it.
+pub use crate::config::OrgAccount;
+
+/// Lists an organization's accounts (Organizations ListAccounts), with the same bounded,
+/// counted retries as the IAM calls. Works from the management account or a delegated
+/// administrator account.
+#[derive(Debug)]
+pub struct OrganizationLister {
+    client: aws_sdk_organizations::Client,
+    caller: Caller,
+}
+
+impl OrganizationLister {
+    /// A lister calling Organizations with `env`'s configuration.
+    pub fn new(env: &AwsEnv, settings: AwsSettings) -> OrganizationLister {
+        OrganizationLister {
+            client: aws_sdk_organizations::Client::new(&env.config),
+            caller: Caller {
+                settings,
+                retries: Mutex::new(Vec::new()),
+                role: env.role.clone(),
+            },
+        }
+    }
+
+    /// Every ACTIVE account, all pages, in the order AWS lists them. Accounts being closed,
+    /// closed, suspended or not yet active are left out: their roles cannot be assumed, or soon
+    /// will not be.
+    pub async fn active_accounts(&self) -> Result<Vec<OrgAccount>, SourceError> {
+        let deadline = Instant::now() + self.caller.settings.round_timeout;
+        let mut accounts = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .caller
+                .call(Api::ListAccounts, deadline, || {
+                    self.client
+                        .list_accounts()
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await
+                .map_err(Failure::into_error)?;
+            for a in page.accounts() {
+                if !is_active(a) {
+                    continue;
+                }
+                let Some(id) = a.id() else {
+                    return Err(invalid(Api::ListAccounts, "an account without an Id"));
+                };
+                accounts.push(OrgAccount {
+                    id: id.to_owned(),
+                    name: a.name().unwrap_or_default().to_owned(),
+                });
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => return Ok(accounts),
+            }
+        }
+    }
+}
+
+/// `State` when AWS sends it (since 2025), else the older `Status`.
+fn is_active(a: &aws_sdk_organizations::types::Account) -> bool {
+    use aws_sdk_organizations::types::{AccountState, AccountStatus};
+    match (a.state(), a.status()) {
+        (Some(state), _) => *state == AccountState::Active,
+        (None, Some(status)) => *status == AccountStatus::Active,
+        (None, None) => false,
     }
 }
 

@@ -5,9 +5,14 @@
 
 use crate::aws::AwsSettings;
 use crate::checks::Thresholds;
+use crate::config::{Settings, Shard};
 use crate::metrics::RenderOptions;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::TypedValueParser;
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use regex::Regex;
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,6 +33,11 @@ Run it against the AWS account of the default credential chain (environment, sha
 SSO, web identity, container or instance role); AWS_ENDPOINT_URL is honoured:
     iam-credentials-exporter
 
+Watch many accounts (roles to assume, AWS Organizations discovery) from a config file, and
+check one without starting:
+    iam-credentials-exporter --config.file config.yml
+    iam-credentials-exporter --config.file config.yml --config.check
+
 Run it on a report file (no AWS account needed):
     iam-credentials-exporter --report.file credential-report.csv
 
@@ -35,7 +45,9 @@ Judge a report offline and print the findings:
     iam-credentials-exporter check credential-report.csv
 
 Every flag can also be set from the environment: --web.listen-address is
-IAM_CREDENTIALS_EXPORTER_WEB_LISTEN_ADDRESS, and so on.";
+IAM_CREDENTIALS_EXPORTER_WEB_LISTEN_ADDRESS, and so on. A setting that is both a flag and a
+config file key takes the flag when the flag is given, else the file's value, else the flag's
+default.";
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -61,6 +73,69 @@ pub struct Cli {
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
+
+    /// The config file keys ([`crate::config::SETTING_KEYS`]) whose flag was given explicitly,
+    /// on the command line or in the environment: those flags win over the file.
+    #[arg(skip)]
+    pub explicit: BTreeSet<String>,
+}
+
+/// Flag ids (clap's, the field names) of the settings a config file can also set, with their
+/// config keys.
+const FLAG_KEYS: [(&str, &str); 10] = [
+    ("refresh_interval", "refresh.interval"),
+    ("refresh_concurrency", "refresh.concurrency"),
+    ("access_key_max_age", "thresholds.access_key_max_age"),
+    ("unused_credentials", "thresholds.unused_credentials"),
+    ("password_max_age", "thresholds.password_max_age"),
+    ("inactive_user", "thresholds.inactive_user"),
+    ("root_recent_use", "thresholds.root_recent_use"),
+    ("per_user", "per_user_metrics"),
+    ("shard_index", "shard"),
+    ("shard_count", "shard"),
+];
+
+impl Cli {
+    /// Parses `args` (the program name first), noting which settings were given explicitly.
+    pub fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.explicit = FLAG_KEYS
+            .iter()
+            .filter(|(id, _)| {
+                matches!(
+                    matches.value_source(id),
+                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                )
+            })
+            .map(|(_, key)| (*key).to_owned())
+            .collect();
+        Ok(cli)
+    }
+
+    /// Parses the process's arguments; prints help, the version or an error and exits as clap
+    /// does.
+    pub fn parse_args() -> Cli {
+        Cli::try_parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// The flags' settings, before a config file is applied.
+    pub fn flag_settings(&self) -> Settings {
+        Settings {
+            refresh_interval: self.serve.refresh_interval,
+            refresh_concurrency: self.serve.refresh_concurrency,
+            thresholds: self.thresholds.thresholds(),
+            per_user_metrics: self.serve.per_user,
+            shard: Shard {
+                index: self.serve.shard_index,
+                count: self.serve.shard_count,
+            },
+        }
+    }
 }
 
 /// Subcommands.
@@ -99,9 +174,56 @@ pub struct ServeArgs {
     #[arg(
         long = "report.file",
         env = "IAM_CREDENTIALS_EXPORTER_REPORT_FILE",
-        value_name = "PATH"
+        value_name = "PATH",
+        conflicts_with = "config_file"
     )]
     pub report_file: Option<PathBuf>,
+
+    /// Configuration file (YAML): accounts to read through roles, AWS Organizations
+    /// discovery, refresh, thresholds, per-user metrics, shard. Without it, the exporter reads
+    /// the account of its own credentials. Re-read on SIGHUP and POST /-/reload; a bad file is
+    /// refused and the running configuration kept.
+    #[arg(
+        long = "config.file",
+        env = "IAM_CREDENTIALS_EXPORTER_CONFIG_FILE",
+        value_name = "PATH"
+    )]
+    pub config_file: Option<PathBuf>,
+
+    /// Validate --config.file (and --web.config.file) and exit: 0 when valid, 1 with the bad
+    /// key named when not.
+    #[arg(long = "config.check", requires = "config_file")]
+    pub config_check: bool,
+
+    /// How many account refreshes may run at once.
+    #[arg(
+        long = "refresh.concurrency",
+        env = "IAM_CREDENTIALS_EXPORTER_REFRESH_CONCURRENCY",
+        default_value_t = 8,
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=1024).map(usize::from)
+    )]
+    pub refresh_concurrency: usize,
+
+    /// This replica's shard, from 0: it reads only the accounts whose id hashes (FNV-1a) to
+    /// this index modulo --shard.count, so N replicas read every account exactly once.
+    #[arg(
+        long = "shard.index",
+        env = "IAM_CREDENTIALS_EXPORTER_SHARD_INDEX",
+        default_value_t = 0,
+        value_name = "I"
+    )]
+    pub shard_index: u32,
+
+    /// How many replicas share the accounts.
+    #[arg(
+        long = "shard.count",
+        env = "IAM_CREDENTIALS_EXPORTER_SHARD_COUNT",
+        default_value_t = 1,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub shard_count: u32,
 
     /// How often to refresh each account's report (e.g. 15m, 1h). AWS regenerates a report
     /// at most every 4 hours, but the live account facts (root MFA, root keys, MFA devices in
@@ -406,7 +528,10 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_brief() {
-        let cli = Cli::try_parse_from(["x"]).unwrap();
+        let cli = Cli::try_parse_args(["x"]).unwrap();
+        assert!(cli.explicit.is_empty());
+        assert_eq!(cli.serve.refresh_concurrency, 8);
+        assert_eq!(cli.flag_settings().shard, Shard::default());
         assert_eq!(cli.serve.listen_address, ":10461");
         assert_eq!(cli.serve.telemetry_path, "/metrics");
         assert_eq!(cli.serve.refresh_interval, Duration::from_secs(900));
@@ -441,10 +566,37 @@ mod tests {
             vec!["x", "--log.level", "loud"],
             vec!["x", "--web.header-read-timeout", "0s"],
             vec!["x", "--web.config.reload-interval", "often"],
+            vec!["x", "--refresh.concurrency", "0"],
+            vec!["x", "--shard.count", "0"],
         ] {
             let err = Cli::try_parse_from(&args).unwrap_err().to_string();
             assert!(err.contains(args[1]), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn explicit_flags_are_noted_by_their_config_key() {
+        let cli = Cli::try_parse_args([
+            "x",
+            "--shard.index=1",
+            "--shard.count=3",
+            "--check.unused-credentials=45d",
+            "--refresh.interval=1m",
+        ])
+        .unwrap();
+        let keys: Vec<&str> = cli.explicit.iter().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["refresh.interval", "shard", "thresholds.unused_credentials"]
+        );
+        assert_eq!(cli.flag_settings().shard, Shard { index: 1, count: 3 });
+    }
+
+    #[test]
+    fn the_config_file_excludes_the_report_file() {
+        assert!(Cli::try_parse_args(["x", "--config.file=c.yml", "--report.file=r.csv"]).is_err());
+        assert!(Cli::try_parse_args(["x", "--config.check"]).is_err());
+        assert!(Cli::try_parse_args(["x", "--shard.count=0"]).is_err());
     }
 
     #[test]

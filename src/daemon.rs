@@ -1,16 +1,16 @@
-//! Wiring the long-running exporter: logging, the listener, the refresh loops, signals.
+//! Wiring the long-running exporter: logging, the listener, the fleet of refresh loops,
+//! signals.
 
 use crate::aws;
-use crate::cli::{listen_target, LogArgs, LogFormat, LogLevel, ServeArgs, ThresholdArgs};
-use crate::hub::{AccountState, Hub, JudgeSettings};
-use crate::refresh::{self, Pacing};
+use crate::cli::{listen_target, Cli, LogArgs, LogFormat, LogLevel};
+use crate::config::{self, Settings};
+use crate::fleet::{Fleet, FleetOptions, ReloadHandle};
 use crate::server::{self, ServerSettings};
-use crate::source::{FileSource, ReportSource};
 use crate::web_config::{self, WebState};
 use anyhow::Context;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -48,101 +48,96 @@ pub fn init_logging(log: &LogArgs) {
     }
 }
 
-/// One account to watch, with where its reports come from.
-pub struct Target {
-    /// The account state to start from.
-    pub state: AccountState,
-    /// Its report source.
-    pub source: Arc<dyn ReportSource>,
-    /// Whether to spread its refreshes with jitter.
-    pub jitter: bool,
-}
-
-/// The targets the command line asks for: the report file, or else the account of the
-/// default AWS credential chain.
-async fn targets(serve: &ServeArgs) -> anyhow::Result<Vec<Target>> {
-    match &serve.report_file {
-        Some(path) => Ok(vec![Target {
-            state: AccountState::new(path.display().to_string(), None, None),
-            source: Arc::new(FileSource::new(path)),
-            jitter: false,
-        }]),
-        None => {
-            let settings = serve.aws_settings();
-            let connect = aws::Connect {
-                region: serve.aws_region.clone(),
-                ..aws::Connect::default()
-            };
-            let env = aws::AwsEnv::load(&connect, &settings).await;
-            tracing::info!(
-                region = env.region().unwrap_or(""),
-                endpoint = env.endpoint_url().unwrap_or("default"),
-                "Reading the credential report from AWS IAM with the default credential chain"
-            );
-            Ok(vec![Target {
-                state: AccountState::new("aws".to_owned(), None, None),
-                source: Arc::new(aws::AwsSource::new(&env, settings)),
-                jitter: true,
-            }])
-        }
+/// What the fleet starts from: the command line.
+pub fn fleet_options(cli: &Cli) -> FleetOptions {
+    let serve = &cli.serve;
+    FleetOptions {
+        config_file: serve.config_file.clone(),
+        report_file: serve.report_file.clone(),
+        flags: cli.flag_settings(),
+        explicit: cli.explicit.clone(),
+        render: serve.render_options(),
+        aws_settings: serve.aws_settings(),
+        connect: aws::Connect {
+            region: serve.aws_region.clone(),
+            ..aws::Connect::default()
+        },
+        telemetry_path: serve.telemetry_path.clone(),
     }
 }
 
+/// `--config.check`: validates the config file (with the flags, as a start would) and the
+/// web config file, prints what is wrong, and says whether start-up would accept them.
+pub fn check_config(cli: &Cli) -> Result<String, String> {
+    let Some(path) = &cli.serve.config_file else {
+        return Err("--config.check needs --config.file".to_owned());
+    };
+    let config = config::load(path).map_err(|e| e.to_string())?;
+    let (settings, _) = Settings::resolve(&cli.flag_settings(), &cli.explicit, &config);
+    settings
+        .shard
+        .validate()
+        .map_err(|e| format!("--shard.index/--shard.count (or shard in the config file): {e}"))?;
+    if let Some(web) = &cli.serve.web_config_file {
+        WebState::load(web).map_err(|e| e.to_string())?;
+    }
+    Ok(format!(
+        "{}: valid ({} listed accounts, organization discovery {})",
+        path.display(),
+        config.accounts.len(),
+        if config.organization.is_some() {
+            "on"
+        } else {
+            "off"
+        }
+    ))
+}
+
 /// Runs the exporter until SIGINT or SIGTERM.
-pub async fn run(serve: ServeArgs, thresholds: ThresholdArgs) -> anyhow::Result<()> {
-    let targets = targets(&serve).await?;
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let serve = &cli.serve;
+    let shutdown = CancellationToken::new();
+    let fleet = Fleet::new(fleet_options(&cli), shutdown.clone())?;
     let web = Arc::new(match &serve.web_config_file {
         Some(path) => WebState::load(path)?,
         None => WebState::plain(),
     });
-    let reloader = web_config::spawn_reloader(web.clone(), serve.web_config_reload_interval);
+    // One SIGHUP handler for both files: it wakes the web config's reloader and asks the
+    // fleet to re-read the config file, as POST /-/reload does.
+    let web_wake = Arc::new(Notify::new());
+    let (reload_tx, reload_rx) = mpsc::channel(4);
+    let reloads = ReloadHandle::new(reload_tx, web_wake.clone());
+    let reloader =
+        web_config::spawn_reloader(web.clone(), serve.web_config_reload_interval, web_wake);
+    let hangups = spawn_hangup_handler(reloads.clone());
     let address = listen_target(&serve.listen_address);
     let listener = TcpListener::bind(&address)
         .await
         .with_context(|| format!("listening on --web.listen-address={}", serve.listen_address))?;
     let bound = listener.local_addr().context("reading the bound address")?;
+    let settings = fleet.settings().clone();
     tracing::info!(
         version = crate::VERSION,
         revision = crate::REVISION,
         address = %bound,
         tls = web.current().tls.is_some(),
         telemetry_path = %serve.telemetry_path,
-        accounts = targets.len(),
-        refresh_interval = %humantime::format_duration(serve.refresh_interval),
+        config_file = serve.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        refresh_interval = %humantime::format_duration(settings.refresh_interval),
+        refresh_concurrency = settings.refresh_concurrency,
+        shard_index = settings.shard.index,
+        shard_count = settings.shard.count,
         "Listening"
     );
 
-    let settings = JudgeSettings {
-        thresholds: thresholds.thresholds(),
-        render: serve.render_options(),
-    };
-    let hub = Hub::new(
-        settings,
-        targets.iter().map(|t| t.state.clone()).collect(),
-        &serve.telemetry_path,
-    );
-    let shutdown = CancellationToken::new();
-    let limit = Arc::new(Semaphore::new(8));
-    let mut loops = tokio::task::JoinSet::new();
-    for (index, target) in targets.into_iter().enumerate() {
-        loops.spawn(refresh::run(
-            hub.clone(),
-            index,
-            target.source,
-            Pacing {
-                interval: serve.refresh_interval,
-                jitter: target.jitter,
-            },
-            limit.clone(),
-            shutdown.clone(),
-        ));
-    }
-
+    let hub = fleet.hub();
+    let supervisor = tokio::spawn(fleet.run(reload_rx));
     let server_settings = ServerSettings {
         telemetry_path: serve.telemetry_path.clone(),
         max_connections: serve.max_connections,
         header_read_timeout: serve.header_read_timeout,
         web,
+        reload: Some(reloads),
         ..ServerSettings::default()
     };
     let server = tokio::spawn(server::serve(
@@ -154,10 +149,37 @@ pub async fn run(serve: ServeArgs, thresholds: ThresholdArgs) -> anyhow::Result<
     wait_for_signal().await;
     tracing::info!("Shutting down");
     shutdown.cancel();
-    while loops.join_next().await.is_some() {}
+    hangups.abort();
+    supervisor.await.context("the supervisor task failed")?;
     server.await.context("the server task failed")??;
     reloader.abort();
     Ok(())
+}
+
+/// Turns each SIGHUP into a reload of both configuration files. SIGHUP is handled (and no
+/// longer terminates the process) from the moment this returns.
+fn spawn_hangup_handler(reloads: ReloadHandle) -> tokio::task::JoinHandle<()> {
+    #[cfg(unix)]
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot listen for SIGHUP");
+            None
+        }
+    };
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        while let Some(h) = hangup.as_mut() {
+            if h.recv().await.is_none() {
+                break;
+            }
+            tracing::info!("SIGHUP: reloading the configuration files");
+            // The outcome is logged by the fleet.
+            let _ = reloads.reload().await;
+        }
+        #[cfg(not(unix))]
+        let _ = reloads;
+    })
 }
 
 async fn wait_for_signal() {

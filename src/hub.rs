@@ -11,6 +11,7 @@ use crate::source::{LiveFacts, SourceError};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use flate2::write::GzEncoder;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -105,19 +106,22 @@ pub struct Published {
     pub ready: bool,
 }
 
-/// The shared state.
+/// The shared state. Accounts are kept by [`AccountState::key`], so that accounts can come
+/// and go (a reload, an organization listing) while the others keep their last good data.
 #[derive(Debug)]
 pub struct Hub {
     /// How to judge and render.
     pub settings: RwLock<Arc<JudgeSettings>>,
-    accounts: Mutex<Vec<AccountState>>,
+    accounts: Mutex<BTreeMap<String, AccountState>>,
+    /// Exporter-wide series (configuration reloads, discovery), rendered by their owner.
+    exporter: Mutex<Bodies>,
     published: RwLock<Arc<Published>>,
     build: Bodies,
     telemetry_path: String,
 }
 
 impl Hub {
-    /// A hub watching `accounts`.
+    /// A hub watching `accounts` (a later one with the same key replaces an earlier one).
     pub fn new(
         settings: JudgeSettings,
         accounts: Vec<AccountState>,
@@ -125,13 +129,72 @@ impl Hub {
     ) -> Arc<Hub> {
         let hub = Arc::new(Hub {
             settings: RwLock::new(Arc::new(settings)),
-            accounts: Mutex::new(accounts),
+            accounts: Mutex::new(accounts.into_iter().map(|a| (a.key.clone(), a)).collect()),
+            exporter: Mutex::new(Bodies::default()),
             published: RwLock::new(Arc::new(Published::default())),
             build: metrics::render_build_info(crate::VERSION, crate::REVISION),
             telemetry_path: telemetry_path.to_owned(),
         });
         hub.publish();
         hub
+    }
+
+    /// Starts watching an account, or, when one with its key is already watched, updates its
+    /// configured id and name and keeps its data. Republishes.
+    pub fn insert(&self, state: AccountState) {
+        let mut accounts = self.accounts.lock().expect("accounts lock");
+        match accounts.get_mut(&state.key) {
+            Some(a) => {
+                if a.configured_id != state.configured_id && state.configured_id.is_some() {
+                    a.account_id = state.configured_id.clone();
+                    a.fingerprint = None;
+                }
+                a.configured_id = state.configured_id;
+                if a.name != state.name {
+                    a.name = state.name;
+                    a.live_bodies =
+                        metrics::render_live(a.label(), a.name.as_deref(), a.live.as_ref());
+                }
+            }
+            None => {
+                accounts.insert(state.key.clone(), state);
+            }
+        }
+        self.publish_from(&accounts);
+    }
+
+    /// Stops watching an account: its series go. Republishes.
+    pub fn remove(&self, key: &str) {
+        let mut accounts = self.accounts.lock().expect("accounts lock");
+        if accounts.remove(key).is_some() {
+            self.publish_from(&accounts);
+        }
+    }
+
+    /// The keys of the watched accounts, in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.accounts
+            .lock()
+            .expect("accounts lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Replaces the judge settings. Every account's next report is judged again (even when
+    /// unchanged), so new thresholds or per-user settings show within one refresh.
+    pub fn set_judge_settings(&self, settings: JudgeSettings) {
+        *self.settings.write().expect("settings lock") = Arc::new(settings);
+        let mut accounts = self.accounts.lock().expect("accounts lock");
+        for a in accounts.values_mut() {
+            a.fingerprint = None;
+        }
+    }
+
+    /// Replaces the exporter-wide series and republishes.
+    pub fn set_exporter_series(&self, bodies: Bodies) {
+        *self.exporter.lock().expect("exporter series lock") = bodies;
+        self.publish();
     }
 
     /// The last published state.
@@ -144,21 +207,29 @@ impl Hub {
         self.settings.read().expect("settings lock").clone()
     }
 
-    /// Reads one account's state.
-    pub fn account<T>(&self, index: usize, f: impl FnOnce(&AccountState) -> T) -> T {
-        f(&self.accounts.lock().expect("accounts lock")[index])
+    /// Reads one account's state; `None` when it is no longer watched.
+    pub fn account<T>(&self, key: &str, f: impl FnOnce(&AccountState) -> T) -> Option<T> {
+        self.accounts.lock().expect("accounts lock").get(key).map(f)
     }
 
-    /// Changes one account's state and republishes.
-    pub fn update(&self, index: usize, f: impl FnOnce(&mut AccountState)) {
+    /// Changes one account's state and republishes; nothing when it is no longer watched (a
+    /// refresh that ends after its account was removed).
+    pub fn update(&self, key: &str, f: impl FnOnce(&mut AccountState)) {
         let mut accounts = self.accounts.lock().expect("accounts lock");
-        f(&mut accounts[index]);
-        self.publish_from(&accounts);
+        if let Some(a) = accounts.get_mut(key) {
+            f(a);
+            self.publish_from(&accounts);
+        }
     }
 
-    /// A copy of every account's state.
+    /// A copy of every account's state, in key order.
     pub fn accounts(&self) -> Vec<AccountState> {
-        self.accounts.lock().expect("accounts lock").clone()
+        self.accounts
+            .lock()
+            .expect("accounts lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Re-renders everything from the current state.
@@ -167,12 +238,14 @@ impl Hub {
         self.publish_from(&accounts);
     }
 
-    fn publish_from(&self, accounts: &[AccountState]) {
+    fn publish_from(&self, accounts: &BTreeMap<String, AccountState>) {
+        let accounts: Vec<&AccountState> = accounts.values().collect();
         let stats: Vec<Bodies> = accounts
             .iter()
             .map(|a| metrics::render_refresh_stats(a.label(), &a.stats))
             .collect();
-        let mut parts: Vec<&Bodies> = vec![&self.build];
+        let exporter = self.exporter.lock().expect("exporter series lock").clone();
+        let mut parts: Vec<&Bodies> = vec![&self.build, &exporter];
         for (a, s) in accounts.iter().zip(&stats) {
             if let Some(r) = &a.report {
                 parts.push(r.bodies.as_ref());
@@ -192,7 +265,7 @@ impl Hub {
                     metrics_gzip: Bytes::from(gzip),
                     metrics: Bytes::from(text),
                     landing: Bytes::from(landing::render(
-                        accounts,
+                        &accounts,
                         &self.telemetry_path,
                         Utc::now(),
                     )),

@@ -2,7 +2,9 @@
 //!
 //! Module map, from the outside in:
 //! - [`cli`]: command-line flags, validated into settings.
+//! - [`config`]: the config file (`--config.file`), validated; which accounts to read, pure.
 //! - [`daemon`]: wiring of the long-running exporter (logging, listener, loops, signals).
+//! - [`fleet`]: the accounts being read: their refresh loops, organization discovery, reloads.
 //! - [`server`]: the HTTP server; it serves only what [`hub`] last published.
 //! - [`web_config`]: the `--web.config.file` (exporter-toolkit format), validated and reloaded;
 //!   [`tls`] builds its TLS settings, [`basic_auth`] checks its users' passwords.
@@ -24,7 +26,9 @@ pub mod aws;
 pub mod basic_auth;
 pub mod checks;
 pub mod cli;
+pub mod config;
 pub mod daemon;
+pub mod fleet;
 pub mod hub;
 pub mod landing;
 pub mod metrics;

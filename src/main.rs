@@ -1,15 +1,26 @@
 //! The `iam-credentials-exporter` binary: parse flags, run, report errors.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
 use iam_credentials_exporter::cli::{Cli, Command};
 use iam_credentials_exporter::{daemon, offline};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     if let Some(Command::Check(args)) = &cli.command {
         return offline::run(args, &cli.thresholds.thresholds());
+    }
+    if cli.serve.config_check {
+        return match daemon::check_config(&cli) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     daemon::init_logging(&cli.log);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -19,7 +30,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(cli.serve, cli.thresholds)) {
+    match runtime.block_on(daemon::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "Exiting");

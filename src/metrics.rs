@@ -110,6 +110,16 @@ families! {
         "AWS API calls made again per account, by API and cause: backoffs after throttling, server errors, timeouts and network errors, polls while a report is generated, and new generations after a missing or expired report. The AWS SDK's own retries are off, so these are all of them."),
     BuildInfo => ("iam_credentials_exporter_build_info", GAUGE,
         "The exporter's version and source revision. Always 1."),
+    Accounts => ("iam_credentials_exporter_accounts", GAUGE,
+        "Accounts this exporter reads (with sharding: this shard's), from the config file and the organization listing."),
+    OrganizationDiscoverySuccess => ("iam_credentials_exporter_organization_discovery_success", GAUGE,
+        "1 if the last AWS Organizations listing succeeded, 0 if it failed (the accounts of the last good listing keep being read)."),
+    OrganizationAccounts => ("iam_credentials_exporter_organization_accounts", GAUGE,
+        "ACTIVE accounts in the organization's last good listing, before include and exclude filters and sharding."),
+    ConfigLastReloadSuccessful => ("iam_credentials_exporter_config_last_reload_successful", GAUGE,
+        "1 if the last attempt to load the config file succeeded, 0 if the file was refused (the previous configuration stays in force)."),
+    ConfigLastReloadSuccess => ("iam_credentials_exporter_config_last_reload_success_timestamp_seconds", GAUGE,
+        "When the config file was last loaded successfully, as a Unix timestamp."),
 }
 
 /// Histogram buckets for key age and idle time: 1, 7, 30, 45, 60, 90, 180, 365 and 730 days.
@@ -528,6 +538,48 @@ pub fn render_refresh_stats(account_id: &str, s: &RefreshStats) -> Bodies {
             .map(|((api, cause), n)| counter(&[acct, ("api", api), ("cause", cause)], *n as f64))
             .collect(),
     );
+    out
+}
+
+/// The exporter-wide state behind its own series that are not per account.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExporterStats {
+    /// Accounts read.
+    pub accounts: usize,
+    /// With a config file: whether its last load succeeded, and when one last did.
+    pub config_reload: Option<(bool, Option<DateTime<Utc>>)>,
+    /// With organization discovery: whether the last listing succeeded (`None` before the
+    /// first ends), and the ACTIVE accounts of the last good one.
+    pub discovery: Option<(Option<bool>, Option<usize>)>,
+}
+
+/// Renders the exporter-wide series.
+pub fn render_exporter_stats(s: &ExporterStats) -> Bodies {
+    let mut out = Bodies::default();
+    out.set(Family::Accounts, vec![gauge(&[], s.accounts as f64)]);
+    if let Some((ok, last)) = s.config_reload {
+        out.set(
+            Family::ConfigLastReloadSuccessful,
+            vec![gauge(&[], bool_value(ok))],
+        );
+        if let Some(t) = last {
+            out.set(
+                Family::ConfigLastReloadSuccess,
+                vec![gauge(&[], t.timestamp_millis() as f64 / 1000.0)],
+            );
+        }
+    }
+    if let Some((ok, listed)) = s.discovery {
+        if let Some(ok) = ok {
+            out.set(
+                Family::OrganizationDiscoverySuccess,
+                vec![gauge(&[], bool_value(ok))],
+            );
+        }
+        if let Some(n) = listed {
+            out.set(Family::OrganizationAccounts, vec![gauge(&[], n as f64)]);
+        }
+    }
     out
 }
 

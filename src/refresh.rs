@@ -29,7 +29,7 @@ pub struct Pacing {
 /// once (after a jittered delay when jitter is on).
 pub async fn run(
     hub: Arc<Hub>,
-    index: usize,
+    key: String,
     source: Arc<dyn ReportSource>,
     pacing: Pacing,
     limit: Arc<Semaphore>,
@@ -56,25 +56,26 @@ pub async fn run(
             };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = refresh_once(&hub, index, source.as_ref()) => {}
+                _ = refresh_once(&hub, &key, source.as_ref()) => {}
             }
         }
         delay = pacing.interval.saturating_sub(started.elapsed()) + spread(pacing.interval);
     }
 }
 
-/// One refresh of one account: fetch, parse and judge when the report changed, publish.
-pub async fn refresh_once(hub: &Hub, index: usize, source: &dyn ReportSource) {
+/// One refresh of the account `key`: fetch, parse and judge when the report changed, publish.
+/// An account removed meanwhile is left alone.
+pub async fn refresh_once(hub: &Hub, key: &str, source: &dyn ReportSource) {
     let attempt = Utc::now();
     let started = Instant::now();
     let fetched = source.fetch().await;
     let retries = source.retries();
     let outcome = match fetched {
-        Ok(f) => judge_fetched(hub, index, f).await,
+        Ok(f) => judge_fetched(hub, key, f).await,
         Err(e) => Err(e),
     };
     let duration = started.elapsed().as_secs_f64();
-    hub.update(index, |a| {
+    hub.update(key, |a| {
         a.last_attempt = Some(attempt);
         a.stats.refreshes += 1;
         a.stats.last_duration = Some(duration);
@@ -138,10 +139,11 @@ struct Judged {
     account_id: Option<String>,
 }
 
-async fn judge_fetched(hub: &Hub, index: usize, f: Fetched) -> Result<Judged, SourceError> {
+async fn judge_fetched(hub: &Hub, key: &str, f: Fetched) -> Result<Judged, SourceError> {
     let fingerprint = (f.generated_at, content_hash(&f.csv));
-    let (previous, configured_id) =
-        hub.account(index, |a| (a.fingerprint, a.configured_id.clone()));
+    let (previous, configured_id) = hub
+        .account(key, |a| (a.fingerprint, a.configured_id.clone()))
+        .unwrap_or_default();
     let live = f.live;
     if previous == Some(fingerprint) {
         return Ok(Judged {

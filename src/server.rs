@@ -24,6 +24,7 @@
 //! with the peer address and never a credential or header value.
 
 use crate::basic_auth::Outcome;
+use crate::fleet::ReloadHandle;
 use crate::hub::{Hub, Published};
 use crate::web_config::{WebConfig, WebState};
 use bytes::Bytes;
@@ -75,6 +76,8 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// TLS, authentication and headers, reloadable.
     pub web: Arc<WebState>,
+    /// What `POST /-/reload` reloads; without it, the route does not exist.
+    pub reload: Option<ReloadHandle>,
 }
 
 impl Default for ServerSettings {
@@ -87,6 +90,7 @@ impl Default for ServerSettings {
             max_requests_per_connection: 1000,
             shutdown_grace: Duration::from_secs(5),
             web: Arc::new(WebState::plain()),
+            reload: None,
         }
     }
 }
@@ -487,6 +491,8 @@ async fn respond(
         if refused {
             tracing::debug!(%peer, "Basic authentication failed");
             unauthorized()
+        } else if req.uri().path() == "/-/reload" && shared.settings.reload.is_some() {
+            reload(&req, shared.settings.reload.as_ref()).await
         } else {
             handle(&req, &shared.hub.published(), &shared.settings, peer)
         }
@@ -499,6 +505,32 @@ async fn respond(
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+/// `POST /-/reload` (or PUT), as in Prometheus: re-reads the config file and the web config;
+/// 200 when the config file was applied, 500 with the error (it names the bad key) when it
+/// was refused and the running configuration kept.
+async fn reload(req: &Request<Incoming>, handle: Option<&ReloadHandle>) -> Response<Full<Bytes>> {
+    let Some(handle) = handle else {
+        return text(StatusCode::NOT_FOUND, "Not found\n");
+    };
+    if !matches!(*req.method(), Method::POST | Method::PUT) {
+        return method_not_allowed("POST, PUT");
+    }
+    match handle.reload().await {
+        Ok(()) => text(StatusCode::OK, "Reloaded\n"),
+        Err(e) => {
+            let mut r = Response::new(Full::new(Bytes::from(format!(
+                "failed to reload config: {e}\n"
+            ))));
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            r
+        }
+    }
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

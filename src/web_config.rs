@@ -491,41 +491,24 @@ fn report(outcome: Reload, state: &WebState) {
 }
 
 /// Starts re-reading the web configuration every `interval` when it (or a certificate, key
-/// or CA file it names) changed, and on SIGHUP. SIGHUP is handled from the moment this
-/// returns (it no longer terminates the process). Abort the task to stop.
-pub fn spawn_reloader(state: Arc<WebState>, interval: Duration) -> tokio::task::JoinHandle<()> {
-    #[cfg(unix)]
-    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "Cannot listen for SIGHUP");
-            None
-        }
-    };
+/// or CA file it names) changed, and at once, changed or not, when `wake` is notified (SIGHUP
+/// and POST /-/reload, handled by the daemon for both configuration files). Abort the task to
+/// stop.
+pub fn spawn_reloader(
+    state: Arc<WebState>,
+    interval: Duration,
+    wake: Arc<tokio::sync::Notify>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
-            #[cfg(unix)]
-            let hup = async {
-                match hangup.as_mut() {
-                    Some(h) => {
-                        h.recv().await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
-            #[cfg(not(unix))]
-            let hup = std::future::pending::<()>();
             let force = tokio::select! {
                 _ = tick.tick() => false,
-                _ = hup => true,
+                _ = wake.notified() => true,
             };
             if state.path().is_none() {
-                if force {
-                    tracing::info!("SIGHUP: no --web.config.file to reload");
-                }
                 continue;
             }
             let s = state.clone();

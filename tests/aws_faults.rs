@@ -308,7 +308,7 @@ impl Rig {
     }
 
     async fn refresh(&self) {
-        refresh_once(&self.hub, 0, &self.source).await;
+        refresh_once(&self.hub, "fake", &self.source).await;
     }
 
     fn metrics(&self) -> String {
@@ -339,9 +339,11 @@ impl Rig {
     }
 
     fn last_error(&self) -> Option<(FailureReason, String)> {
-        self.hub.account(0, |a| {
-            a.last_error.as_ref().map(|e| (e.reason, e.message.clone()))
-        })
+        self.hub
+            .account("fake", |a| {
+                a.last_error.as_ref().map(|e| (e.reason, e.message.clone()))
+            })
+            .flatten()
     }
 
     fn assert_succeeded(&self) {

@@ -1,0 +1,421 @@
+//! The accounts being read, and how that set changes while the exporter runs.
+//!
+//! One supervisor task owns the set. It starts a refresh loop per account (all sharing one
+//! semaphore of `refresh.concurrency` permits), lists the organization every refresh interval
+//! when discovery is configured, and re-reads the config file when asked (SIGHUP, POST
+//! /-/reload). Each change is a diff: accounts that appear get a loop, accounts that go away
+//! lose theirs and their series, and the others keep running untouched, with their last good
+//! data. A config file that cannot be used is refused and the running one kept; a failed
+//! organization listing keeps the accounts of the last good one.
+//!
+//! What to read is decided by [`config::plan`], which is pure; this module does the I/O.
+
+use crate::aws::{self, AwsEnv, AwsSettings, OrganizationLister};
+use crate::config::{self, Config, OrgAccount, Settings, Watch};
+use crate::hub::{AccountState, Hub, JudgeSettings};
+use crate::metrics::{self, ExporterStats, RenderOptions};
+use crate::refresh::{self, Pacing};
+use crate::source::{FileSource, ReportSource};
+use chrono::Utc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What the fleet is started from: the command line, before any config file.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    /// `--config.file`.
+    pub config_file: Option<PathBuf>,
+    /// `--report.file` (then nothing else is read).
+    pub report_file: Option<PathBuf>,
+    /// The flags' settings.
+    pub flags: Settings,
+    /// Config keys whose flags were given explicitly (they win over the file).
+    pub explicit: BTreeSet<String>,
+    /// Per-user series filters (`per_user` comes from [`Settings`]).
+    pub render: RenderOptions,
+    /// How AWS calls are bounded.
+    pub aws_settings: AwsSettings,
+    /// Where and as whom to call AWS.
+    pub connect: aws::Connect,
+    /// `--web.telemetry-path`, for the landing page.
+    pub telemetry_path: String,
+}
+
+/// A request to re-read the configuration; the answer says whether it was applied.
+pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+
+/// How the server and the signal handler ask for a reload: of the config file (through the
+/// supervisor, which answers) and of the web configuration (its reloader is woken).
+#[derive(Debug, Clone)]
+pub struct ReloadHandle {
+    requests: mpsc::Sender<ReloadRequest>,
+    web: Arc<Notify>,
+}
+
+impl ReloadHandle {
+    /// A handle sending to `requests` and waking `web`.
+    pub fn new(requests: mpsc::Sender<ReloadRequest>, web: Arc<Notify>) -> ReloadHandle {
+        ReloadHandle { requests, web }
+    }
+
+    /// Reloads both and waits for the config file's outcome.
+    pub async fn reload(&self) -> Result<(), String> {
+        self.web.notify_one();
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(tx)
+            .await
+            .map_err(|_| "the exporter is shutting down".to_owned())?;
+        rx.await
+            .map_err(|_| "the exporter is shutting down".to_owned())?
+    }
+}
+
+struct Running {
+    watch: Watch,
+    stop: CancellationToken,
+}
+
+/// The set of accounts being read. See the module documentation.
+pub struct Fleet {
+    hub: Arc<Hub>,
+    options: FleetOptions,
+    config: Config,
+    settings: Settings,
+    aws: Option<AwsEnv>,
+    limit: Arc<Semaphore>,
+    running: BTreeMap<String, Running>,
+    loops: JoinSet<()>,
+    shutdown: CancellationToken,
+    /// The last good organization listing.
+    discovered: Vec<OrgAccount>,
+    stats: ExporterStats,
+}
+
+fn judge_settings(settings: &Settings, render: &RenderOptions) -> JudgeSettings {
+    JudgeSettings {
+        thresholds: settings.thresholds,
+        render: RenderOptions {
+            per_user: settings.per_user_metrics,
+            ..render.clone()
+        },
+    }
+}
+
+/// Combines the flags with the config file and checks the result.
+fn resolve(options: &FleetOptions, config: &Config) -> Result<Settings, String> {
+    let (settings, overridden) = Settings::resolve(&options.flags, &options.explicit, config);
+    if !overridden.is_empty() {
+        tracing::info!(
+            keys = overridden.join(","),
+            "Flags given on the command line or in the environment override these config file keys"
+        );
+    }
+    settings
+        .shard
+        .validate()
+        .map_err(|e| format!("--shard.index/--shard.count (or shard in the config file): {e}"))?;
+    Ok(settings)
+}
+
+impl Fleet {
+    /// Loads the config file (a bad one fails start-up) and sets up the hub, without
+    /// starting anything.
+    pub fn new(options: FleetOptions, shutdown: CancellationToken) -> anyhow::Result<Fleet> {
+        let config = match &options.config_file {
+            Some(path) => config::load(path)?,
+            None => Config::default(),
+        };
+        let settings = resolve(&options, &config).map_err(anyhow::Error::msg)?;
+        let hub = Hub::new(
+            judge_settings(&settings, &options.render),
+            Vec::new(),
+            &options.telemetry_path,
+        );
+        let stats = ExporterStats {
+            config_reload: options
+                .config_file
+                .as_ref()
+                .map(|_| (true, Some(Utc::now()))),
+            discovery: config.organization.as_ref().map(|_| (None, None)),
+            ..ExporterStats::default()
+        };
+        Ok(Fleet {
+            hub,
+            limit: Arc::new(Semaphore::new(settings.refresh_concurrency)),
+            options,
+            config,
+            settings,
+            aws: None,
+            running: BTreeMap::new(),
+            loops: JoinSet::new(),
+            shutdown,
+            discovered: Vec::new(),
+            stats,
+        })
+    }
+
+    /// The shared state the server reads.
+    pub fn hub(&self) -> Arc<Hub> {
+        self.hub.clone()
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The base AWS configuration, loaded on first use.
+    async fn aws(&mut self) -> AwsEnv {
+        if let Some(env) = &self.aws {
+            return env.clone();
+        }
+        let env = AwsEnv::load(&self.options.connect, &self.options.aws_settings).await;
+        tracing::info!(
+            region = env.region().unwrap_or(""),
+            endpoint = env.endpoint_url().unwrap_or("default"),
+            "Calling AWS with the default credential chain"
+        );
+        self.aws = Some(env.clone());
+        env
+    }
+
+    /// What to read now.
+    async fn plan(&mut self) -> Vec<Watch> {
+        if let Some(path) = &self.options.report_file {
+            return vec![Watch::File { path: path.clone() }];
+        }
+        let partition = config::partition(self.aws().await.region());
+        config::plan(
+            &self.config,
+            &self.discovered,
+            self.settings.shard,
+            partition,
+        )
+    }
+
+    async fn source(&mut self, watch: &Watch) -> Arc<dyn ReportSource> {
+        match watch {
+            Watch::File { path } => Arc::new(FileSource::new(path)),
+            Watch::Own { .. } => {
+                let env = self.aws().await;
+                Arc::new(aws::AwsSource::new(&env, self.options.aws_settings))
+            }
+            Watch::Role { role, .. } => {
+                let env = self
+                    .aws()
+                    .await
+                    .assume(&aws::AssumeRole {
+                        arn: role.arn.clone(),
+                        external_id: role.external_id.clone(),
+                        session_name: role.session_name.clone(),
+                    })
+                    .await;
+                Arc::new(aws::AwsSource::new(&env, self.options.aws_settings))
+            }
+        }
+    }
+
+    fn stop(&mut self, key: &str) {
+        if let Some(r) = self.running.remove(key) {
+            r.stop.cancel();
+        }
+    }
+
+    /// Starts and stops loops so that exactly the planned accounts are read.
+    async fn apply(&mut self) {
+        let planned = self.plan().await;
+        let wanted: BTreeSet<String> = planned.iter().map(Watch::key).collect();
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .filter(|k| !wanted.contains(*k))
+            .cloned()
+            .collect();
+        for key in &gone {
+            self.stop(key);
+            self.hub.remove(key);
+        }
+        let mut added = 0;
+        for watch in planned {
+            let key = watch.key();
+            let same_source = self.running.get(&key).map(|r| match (&r.watch, &watch) {
+                (Watch::Role { role: a, .. }, Watch::Role { role: b, .. }) => a == b,
+                (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+            });
+            self.hub.insert(AccountState::new(
+                key.clone(),
+                watch.account_id().map(str::to_owned),
+                watch.name().map(str::to_owned),
+            ));
+            match same_source {
+                Some(true) => {
+                    // Only the display name may have changed: the hub has it.
+                    if let Some(r) = self.running.get_mut(&key) {
+                        r.watch = watch;
+                    }
+                    continue;
+                }
+                Some(false) => self.stop(&key),
+                None => added += 1,
+            }
+            let source = self.source(&watch).await;
+            let stop = self.shutdown.child_token();
+            self.loops.spawn(refresh::run(
+                self.hub.clone(),
+                key.clone(),
+                source,
+                Pacing {
+                    interval: self.settings.refresh_interval,
+                    jitter: !matches!(watch, Watch::File { .. }),
+                },
+                self.limit.clone(),
+                stop.clone(),
+            ));
+            self.running.insert(key, Running { watch, stop });
+        }
+        if added > 0 || !gone.is_empty() {
+            tracing::info!(
+                accounts = self.running.len(),
+                added,
+                removed = gone.len(),
+                shard_index = self.settings.shard.index,
+                shard_count = self.settings.shard.count,
+                "Accounts to read"
+            );
+        }
+        self.stats.accounts = self.running.len();
+        self.publish_stats();
+    }
+
+    fn publish_stats(&self) {
+        self.hub
+            .set_exporter_series(metrics::render_exporter_stats(&self.stats));
+    }
+
+    /// Lists the organization and applies the result; a failed listing keeps the last good
+    /// one's accounts.
+    async fn discover(&mut self) {
+        if self.config.organization.is_none() {
+            return;
+        }
+        let env = self.aws().await;
+        let lister = OrganizationLister::new(&env, self.options.aws_settings);
+        let last = self.stats.discovery.and_then(|(_, n)| n);
+        match lister.active_accounts().await {
+            Ok(accounts) => {
+                tracing::debug!(
+                    accounts = accounts.len(),
+                    "Listed the organization's accounts"
+                );
+                self.stats.discovery = Some((Some(true), Some(accounts.len())));
+                self.discovered = accounts;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    reason = %e.reason,
+                    error = %e.message,
+                    keeping = self.discovered.len(),
+                    "Listing the organization's accounts failed; reading the accounts of the last good listing"
+                );
+                self.stats.discovery = Some((Some(false), last));
+            }
+        }
+        self.apply().await;
+    }
+
+    /// Re-reads the config file. A bad one is refused (logged, counted in the reload metric)
+    /// and the running configuration kept. Returns whether the organization settings changed
+    /// (then the caller lists the organization again).
+    pub async fn reload(&mut self) -> Result<bool, String> {
+        let Some(path) = self.options.config_file.clone() else {
+            tracing::info!("Reload: no --config.file to re-read");
+            return Ok(false);
+        };
+        let last_ok = self.stats.config_reload.and_then(|(_, t)| t);
+        let loaded = config::load(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|c| resolve(&self.options, &c).map(|s| (c, s)));
+        let (config, settings) = match loaded {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "Config file refused; the running configuration stays in force");
+                self.stats.config_reload = Some((false, last_ok));
+                self.publish_stats();
+                return Err(e);
+            }
+        };
+        let judge_changed = settings.thresholds != self.settings.thresholds
+            || settings.per_user_metrics != self.settings.per_user_metrics;
+        if judge_changed {
+            self.hub
+                .set_judge_settings(judge_settings(&settings, &self.options.render));
+        }
+        let pacing_changed = settings.refresh_interval != self.settings.refresh_interval
+            || settings.refresh_concurrency != self.settings.refresh_concurrency;
+        if pacing_changed {
+            // Loops read their pacing and semaphore when they start: restart them all.
+            let keys: Vec<String> = self.running.keys().cloned().collect();
+            for key in keys {
+                self.stop(&key);
+            }
+            self.limit = Arc::new(Semaphore::new(settings.refresh_concurrency));
+        }
+        let organization_changed = config.organization != self.config.organization;
+        if config.organization.is_none() {
+            self.discovered.clear();
+            self.stats.discovery = None;
+        } else if self.stats.discovery.is_none() {
+            self.stats.discovery = Some((None, None));
+        }
+        self.config = config;
+        self.settings = settings;
+        self.stats.config_reload = Some((true, Some(Utc::now())));
+        self.apply().await;
+        tracing::info!(
+            accounts = self.running.len(),
+            refresh_interval = %humantime::format_duration(self.settings.refresh_interval),
+            refresh_concurrency = self.settings.refresh_concurrency,
+            "Config file reloaded"
+        );
+        Ok(organization_changed && self.config.organization.is_some())
+    }
+
+    /// Starts the planned accounts, then supervises until `shutdown`: reloads on request,
+    /// lists the organization every refresh interval. Stops every loop before returning.
+    pub async fn run(mut self, mut requests: mpsc::Receiver<ReloadRequest>) {
+        self.apply().await;
+        let mut next_discovery = Instant::now();
+        let shutdown = self.shutdown.clone();
+        loop {
+            let discovering = self.config.organization.is_some();
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                Some(reply) = requests.recv() => {
+                    let outcome = self.reload().await;
+                    if outcome == Ok(true) {
+                        next_discovery = Instant::now();
+                    }
+                    let _ = reply.send(outcome.map(|_| ()));
+                }
+                _ = tokio::time::sleep_until(next_discovery), if discovering => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = self.discover() => {}
+                    }
+                    next_discovery = Instant::now() + self.settings.refresh_interval;
+                }
+                Some(_) = self.loops.join_next(), if !self.loops.is_empty() => {}
+            }
+        }
+        for r in self.running.values() {
+            r.stop.cancel();
+        }
+        while self.loops.join_next().await.is_some() {}
+    }
+}
