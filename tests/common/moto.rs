@@ -76,7 +76,17 @@ impl Moto {
     /// Runs `tests/moto/iam.py ENDPOINT ARGS...` with moto's Python (it has boto3), failing
     /// the test with the script's output when it fails; returns its standard output.
     pub fn iam(&self, args: &[&str]) -> String {
-        let script = super::repo().join("tests/moto/iam.py");
+        self.script("iam.py", args)
+    }
+
+    /// Runs `tests/moto/organization.py ENDPOINT ARGS...` (an organization of accounts, each
+    /// with its own IAM users), as [`Moto::iam`] does.
+    pub fn organization(&self, args: &[&str]) -> String {
+        self.script("organization.py", args)
+    }
+
+    fn script(&self, name: &str, args: &[&str]) -> String {
+        let script = super::repo().join("tests/moto").join(name);
         let out = Command::new(&self.python)
             .arg(&script)
             .arg(self.url())
@@ -92,7 +102,7 @@ impl Moto {
             });
         assert!(
             out.status.success(),
-            "iam.py {args:?} failed:\n{}{}",
+            "{name} {args:?} failed:\n{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
