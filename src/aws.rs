@@ -259,7 +259,16 @@ impl Api {
         }
     }
 
-    /// The IAM permission the call needs (docs/iam-policy.json grants them all).
+    /// The policy file that grants the call's permission.
+    fn policy_file(self) -> &'static str {
+        match self {
+            Api::ListAccounts => "docs/iam-policy-organization.json",
+            _ => "docs/iam-policy.json",
+        }
+    }
+
+    /// The permission the call needs (docs/iam-policy.json grants the IAM ones,
+    /// docs/iam-policy-organization.json the others).
     fn permission(self) -> &'static str {
         match self {
             Api::GenerateCredentialReport => "iam:GenerateCredentialReport",
@@ -471,9 +480,10 @@ where
     };
     let message = match verdict {
         Verdict::Fail(FailureReason::AccessDenied) => format!(
-            "{} was denied: the exporter's credentials lack {} (docs/iam-policy.json lists what it needs): {detail}",
+            "{} was denied: the exporter's credentials lack {} ({} lists what it needs): {detail}",
             api.name(),
-            api.permission()
+            api.permission(),
+            api.policy_file()
         ),
         Verdict::Fail(FailureReason::Credentials) => match role {
             Some(role) => format!(
@@ -575,7 +585,8 @@ impl Caller {
                 tracing::warn!(
                     api = api.name(),
                     permission = api.permission(),
-                    "AWS denied a call: grant this permission to the exporter's credentials (docs/iam-policy.json)"
+                    policy = api.policy_file(),
+                    "AWS denied a call: grant this permission to the exporter's credentials"
                 );
             }
             let Verdict::Retry(cause, _) = failure.verdict else {
@@ -1088,6 +1099,23 @@ mod tests {
         let mut needed: Vec<&str> = APIS.iter().map(|a| a.permission()).collect();
         needed.sort_unstable();
         assert_eq!(granted, needed);
+    }
+
+    #[test]
+    fn the_many_accounts_policy_grants_what_discovery_and_roles_need() {
+        let policy: serde_json::Value =
+            serde_json::from_str(include_str!("../docs/iam-policy-organization.json")).unwrap();
+        let mut granted: Vec<&str> = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .inspect(|s| assert_eq!(s["Effect"], "Allow"))
+            .flat_map(|s| s["Action"].as_array().unwrap())
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        granted.sort_unstable();
+        // Discovery calls ListAccounts; the assume-role provider calls sts:AssumeRole.
+        assert_eq!(granted, [Api::ListAccounts.permission(), "sts:AssumeRole"]);
     }
 
     #[test]
