@@ -332,14 +332,14 @@ pub fn render_report(
         return out;
     }
 
-    // One series per failing (user, check): key checks can fail twice for one user.
+    // One series per failing (user, check): key checks can fail once per key, and a row's
+    // findings interleave its keys' checks, so a pair can come back after another check.
     let mut failed = Vec::new();
-    let mut last: Option<(usize, Check)> = None;
+    let mut seen = std::collections::HashSet::new();
     for f in &assessment.findings {
-        if last == Some((f.row, f.check)) {
+        if !seen.insert((f.row, f.check)) {
             continue;
         }
-        last = Some((f.row, f.check));
         let user = &report.rows[f.row].user;
         if opts.wants(user) {
             failed.push(gauge(
@@ -660,6 +660,33 @@ mod tests {
         let b = render_live("1", Some("we\"ird\\name\n"), None);
         let text = compose([&b]);
         assert!(text.contains(r#"name="we\"ird\\name\n""#), "{text}");
+    }
+
+    #[test]
+    fn a_user_failing_a_key_check_on_both_keys_has_one_series_per_check() {
+        let csv = format!(
+            "{}\nbob,arn:aws:iam::1:user/bob,2020-01-01T00:00:00Z,false,N/A,N/A,N/A,true,true,2021-01-01T00:00:00Z,2021-02-01T00:00:00Z,us-east-1,s3,true,2021-01-01T00:00:00Z,2021-02-01T00:00:00Z,us-east-1,s3,false,N/A,false,N/A,0\n",
+            crate::synthetic::HEADER
+        );
+        let report = crate::report::parse(csv.as_bytes()).unwrap();
+        let now = "2026-11-25T00:00:00Z".parse().unwrap();
+        let assessment = crate::checks::judge(&report, now, &Default::default());
+        assert_eq!(assessment.count(Check::AccessKeyNotRotated), 2);
+        assert_eq!(assessment.count(Check::UnusedAccessKey), 2);
+        let text = compose([&render_report(
+            "1",
+            &report,
+            &assessment,
+            None,
+            now,
+            &RenderOptions::all_users(),
+        )]);
+        for check in ["access_key_not_rotated", "unused_access_key"] {
+            let series = format!(
+                "aws_iam_user_check_failed{{account_id=\"1\",check=\"{check}\",user=\"bob\"}} 1\n"
+            );
+            assert_eq!(text.matches(&series).count(), 1, "{text}");
+        }
     }
 
     #[test]
