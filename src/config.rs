@@ -13,6 +13,7 @@
 //! than a silently ignored setting.
 
 use crate::checks::Thresholds;
+use crate::report::{parse_iam_arn, IamArn};
 use regex::Regex;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -396,15 +397,13 @@ fn check_external_id(key: &str, id: Option<String>) -> Result<Option<String>, In
 
 /// Reads the account id out of an IAM role ARN, `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.
 pub fn role_account(arn: &str) -> Option<&str> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let IamArn {
+        partition,
+        region: "",
+        account,
+        resource,
+    } = parse_iam_arn(arn)?
+    else {
         return None;
     };
     let name = resource.strip_prefix("role/")?;

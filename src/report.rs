@@ -569,10 +569,25 @@ pub fn parse_timestamp(v: &[u8]) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// The account id in an IAM ARN (`arn:aws:iam::123456789012:user/alice`), in any partition.
-pub fn account_id_of(arn: &str) -> Option<&str> {
+/// The parts of an IAM ARN, `arn:PARTITION:iam:REGION:ACCOUNT:RESOURCE` (REGION is empty in
+/// IAM's own ARNs). Only the shape is checked: callers judge the parts they use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IamArn<'a> {
+    /// `aws`, `aws-us-gov`, `aws-cn`...
+    pub partition: &'a str,
+    /// The region field.
+    pub region: &'a str,
+    /// The account id field.
+    pub account: &'a str,
+    /// What follows the account: `root`, `user/alice`, `role/path/name`.
+    pub resource: &'a str,
+}
+
+/// Splits an IAM ARN into its parts; `None` when it is not one.
+pub fn parse_iam_arn(arn: &str) -> Option<IamArn<'_>> {
     let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(_partition), Some("iam"), Some(_region), Some(account)) = (
+    let (Some("arn"), Some(partition), Some("iam"), Some(region), Some(account), Some(resource)) = (
+        parts.next(),
         parts.next(),
         parts.next(),
         parts.next(),
@@ -581,6 +596,17 @@ pub fn account_id_of(arn: &str) -> Option<&str> {
     ) else {
         return None;
     };
+    Some(IamArn {
+        partition,
+        region,
+        account,
+        resource,
+    })
+}
+
+/// The account id in an IAM ARN (`arn:aws:iam::123456789012:user/alice`), in any partition.
+pub fn account_id_of(arn: &str) -> Option<&str> {
+    let account = parse_iam_arn(arn)?.account;
     (!account.is_empty() && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
 }
 
