@@ -1,0 +1,62 @@
+//! Hubs of many judged accounts, for the scale benchmark and the scale load server: `n`
+//! accounts, each holding a judged report of `users` generated users, as the refresh loops
+//! would leave them after one good round.
+
+use iam_credentials_exporter::checks::{judge, Thresholds};
+use iam_credentials_exporter::hub::{AccountState, Hub, JudgeSettings, JudgedReport};
+use iam_credentials_exporter::metrics::{render_live, render_report, RenderOptions};
+use iam_credentials_exporter::report::parse;
+use iam_credentials_exporter::source::LiveFacts;
+use iam_credentials_exporter::synthetic;
+use std::sync::Arc;
+
+/// When every report is judged: reports are generated relative to it.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    "2026-11-25T00:00:00Z".parse().expect("a timestamp")
+}
+
+/// A distinct 12-digit account id per index.
+pub fn account_id(i: usize) -> String {
+    format!("{:012}", 100_000_000_000 + i)
+}
+
+/// One account's state after a good round.
+pub fn judged_account(i: usize, users: usize, render: &RenderOptions) -> AccountState {
+    let id = account_id(i);
+    let csv = synthetic::report(&id, users, now(), i as u64);
+    let report = parse(csv.as_bytes()).expect("synthetic reports parse");
+    let assessment = judge(&report, now(), &Thresholds::default());
+    let bodies = render_report(&id, &report, &assessment, Some(now()), now(), render);
+    let live = LiveFacts::default();
+    let mut state = AccountState::new(id.clone(), Some(id.clone()), Some(format!("team-{i}")));
+    state.live_bodies = render_live(&id, state.name.as_deref(), Some(&live));
+    state.live = Some(live);
+    state.report = Some(JudgedReport {
+        generated_at: Some(now()),
+        evaluated_at: now(),
+        users: report.users().count(),
+        findings: assessment.findings.len(),
+        skipped_rows: report.skipped.len(),
+        bodies: Arc::new(bodies),
+    });
+    state
+}
+
+/// A hub of `accounts` accounts of `users` users each, published once.
+pub fn hub(accounts: usize, users: usize, per_user: bool) -> Arc<Hub> {
+    let render = RenderOptions {
+        per_user,
+        ..RenderOptions::default()
+    };
+    let states = (0..accounts)
+        .map(|i| judged_account(i, users, &render))
+        .collect();
+    Hub::new(
+        JudgeSettings {
+            thresholds: Thresholds::default(),
+            render,
+        },
+        states,
+        "/metrics",
+    )
+}
