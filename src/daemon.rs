@@ -131,6 +131,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     );
 
     let hub = fleet.hub();
+    let publisher = hub.spawn_publisher(shutdown.clone());
     let supervisor = tokio::spawn(fleet.run(reload_rx));
     let server_settings = ServerSettings {
         telemetry_path: serve.telemetry_path.clone(),
@@ -151,6 +152,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     shutdown.cancel();
     hangups.abort();
     supervisor.await.context("the supervisor task failed")?;
+    publisher.await.context("the publisher task failed")?;
     server.await.context("the server task failed")??;
     reloader.abort();
     Ok(())

@@ -398,6 +398,12 @@ impl Fleet {
                 _ = shutdown.cancelled() => break,
                 Some(reply) = requests.recv() => {
                     let outcome = self.reload().await;
+                    // Whoever asked is told the outcome once it is served, not at the
+                    // publisher's next coalesced turn.
+                    let hub = self.hub.clone();
+                    if let Err(e) = tokio::task::spawn_blocking(move || hub.publish()).await {
+                        tracing::error!(error = %e, "Rendering the metrics failed");
+                    }
                     if outcome == Ok(true) {
                         next_discovery = Instant::now();
                     }

@@ -342,9 +342,16 @@ fn tls_and_basic_auth_with_a_rustls_client_and_curl() {
         .get(addr, "/metrics", Some(("root", password)))
         .unwrap();
     assert_eq!(unknown.status, 401);
-    let good = client
-        .get(addr, "/metrics", Some(("prometheus", password)))
-        .unwrap();
+    let good = wait_for(
+        "the first report to be served",
+        Duration::from_secs(20),
+        || {
+            let r = client
+                .get(addr, "/metrics", Some(("prometheus", password)))
+                .unwrap();
+            (r.status != 200 || r.text().contains("aws_iam_users{")).then_some(r)
+        },
+    );
     assert_eq!(good.status, 200, "{}", good.text());
     assert!(good.text().contains("aws_iam_users{"));
     assert_eq!(good.header("x-content-type-options"), Some("nosniff"));
