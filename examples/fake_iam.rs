@@ -25,6 +25,11 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use iam_credentials_exporter::synthetic;
+
+/// The awsQuery wire format, shared with the fake IAM endpoint of the tests.
+#[path = "../tests/common/aws_query.rs"]
+mod aws_query;
+use aws_query::xml_response as xml;
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -132,22 +137,10 @@ fn result(action: &str) -> Option<String> {
     })
 }
 
-fn xml(status: u16, body: String) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "text/xml")
-        .body(Full::new(Bytes::from(body)))
-        .expect("a valid response")
-}
-
 fn error(status: u16, code: &str) -> Response<Full<Bytes>> {
     xml(
         status,
-        format!(
-            "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">\
-             <Error><Type>Sender</Type><Code>{code}</Code><Message>{code} (fake)</Message></Error>\
-             <RequestId>fake</RequestId></ErrorResponse>"
-        ),
+        aws_query::error_document(code, &format!("{code} (fake)")),
     )
 }
 
@@ -190,12 +183,7 @@ async fn answer(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let form = String::from_utf8_lossy(&body);
-    let action = form
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("Action="))
-        .unwrap_or("")
-        .to_owned();
+    let action = aws_query::action_of(&body);
 
     let fault = {
         let mut rng = rand::rng();
@@ -237,15 +225,7 @@ async fn answer(
                 result(&action)
             };
             match inner {
-                Some(inner) => xml(
-                    200,
-                    format!(
-                        "<{action}Response xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">\
-                         <{action}Result>{inner}</{action}Result>\
-                         <ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata>\
-                         </{action}Response>"
-                    ),
-                ),
+                Some(inner) => xml(200, aws_query::result_document(&action, &inner)),
                 None => error(400, "InvalidAction"),
             }
         }

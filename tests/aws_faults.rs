@@ -10,6 +10,8 @@
 //! recorded, and that the previous good snapshot is still served. Backoffs are milliseconds.
 mod common;
 
+use common::aws_query;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -212,12 +214,7 @@ async fn answer(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let form = String::from_utf8_lossy(&body);
-    let action = form
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("Action="))
-        .unwrap_or("")
-        .to_owned();
+    let action = aws_query::action_of(&body);
     let mut reply = {
         let mut s = script.lock().unwrap();
         *s.counts.entry(action.clone()).or_default() += 1;
@@ -231,32 +228,20 @@ async fn answer(
         reply = *inner;
     }
     let (status, body) = match reply {
-        Reply::Result(inner) => (
-            200,
-            format!(
-                "<{action}Response xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">\
-                 <{action}Result>{inner}</{action}Result>\
-                 <ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata>\
-                 </{action}Response>"
-            ),
-        ),
+        Reply::Result(inner) => (200, aws_query::result_document(&action, &inner)),
         Reply::Error(status, code) => (
             status,
-            format!(
-                "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">\
-                 <Error><Type>Sender</Type><Code>{code}</Code>\
-                 <Message>User: arn:aws:iam::{ACCOUNT}:user/exporter is not authorized or was refused: {code}</Message></Error>\
-                 <RequestId>fake</RequestId></ErrorResponse>"
+            aws_query::error_document(
+                code,
+                &format!(
+                    "User: arn:aws:iam::{ACCOUNT}:user/exporter is not authorized or was refused: {code}"
+                ),
             ),
         ),
         Reply::Raw(status, body) => (status, body.to_owned()),
         Reply::Slow(..) => unreachable!("unwrapped above"),
     };
-    Ok(Response::builder()
-        .status(status)
-        .header("content-type", "text/xml")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap())
+    Ok(aws_query::xml_response(status, body))
 }
 
 /// Millisecond backoffs, three tries per call, a 250 ms call timeout.

@@ -2,6 +2,7 @@
 //! to it, and poll for conditions against a deadline.
 #![allow(dead_code)]
 
+pub mod aws_query;
 pub mod moto;
 
 use std::collections::HashMap;
