@@ -415,6 +415,12 @@ impl Failure {
     fn into_error(self) -> SourceError {
         SourceError::new(self.verdict.reason(), self.message)
     }
+
+    /// Whether the call ran into the round's deadline rather than its own timeout: after a
+    /// wait for the report, that means the round ran out waiting for the report.
+    fn cut_by_deadline(&self, deadline: Instant) -> bool {
+        matches!(self.verdict, Verdict::Retry(RetryCause::Timeout, _)) && Instant::now() >= deadline
+    }
 }
 
 /// Whether a credential provider's error sits anywhere in the error's chain.
@@ -651,20 +657,28 @@ impl AwsSource {
     async fn generate(&self, deadline: Instant) -> Result<(), SourceError> {
         let api = Api::GenerateCredentialReport;
         let mut poll = 0;
+        let mut last_state = ReportStateType::Started;
         loop {
-            let out = self
+            let out = match self
                 .caller
                 .call(api, deadline, || {
                     self.client.generate_credential_report().send()
                 })
                 .await
-                .map_err(Failure::into_error)?;
+            {
+                Ok(out) => out,
+                Err(f) if poll > 0 && f.cut_by_deadline(deadline) => {
+                    return Err(self.caller.not_ready(api, last_state.as_str()))
+                }
+                Err(f) => return Err(f.into_error()),
+            };
             match out.state() {
                 Some(ReportStateType::Complete) => return Ok(()),
                 Some(state @ (ReportStateType::Started | ReportStateType::Inprogress)) => {
                     if !self.caller.wait_for_report(api, poll, deadline).await {
                         return Err(self.caller.not_ready(api, state.as_str()));
                     }
+                    last_state = state.clone();
                     poll += 1;
                 }
                 other => {
@@ -701,6 +715,9 @@ impl AwsSource {
                     Err(f) => f,
                 };
                 match failure.verdict {
+                    _ if poll > 0 && failure.cut_by_deadline(deadline) => {
+                        return Err(self.caller.not_ready(api, "ReportInProgress"));
+                    }
                     Verdict::NotReady => {
                         if !self.caller.wait_for_report(api, poll, deadline).await {
                             return Err(self.caller.not_ready(api, "ReportInProgress"));
