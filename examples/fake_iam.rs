@@ -19,7 +19,7 @@
 use base64::Engine;
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -177,13 +177,7 @@ async fn answer(
     if req.uri().path().starts_with("/fake/") {
         return Ok(control(&state, &req));
     }
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let action = aws_query::action_of(&body);
+    let action = aws_query::action_of(req).await;
 
     let fault = {
         let mut rng = rand::rng();

@@ -13,7 +13,7 @@ mod common;
 use common::aws_query;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -208,13 +208,7 @@ async fn answer(
     script: Arc<Mutex<Script>>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let action = aws_query::action_of(&body);
+    let action = aws_query::action_of(req).await;
     let mut reply = {
         let mut s = script.lock().unwrap();
         *s.counts.entry(action.clone()).or_default() += 1;

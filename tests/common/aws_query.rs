@@ -4,15 +4,22 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::Response;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
 
 /// The namespace of IAM's answers.
 const XMLNS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 
-/// The `Action` of a form-encoded request body (empty when it has none).
-pub fn action_of(form: &[u8]) -> String {
-    String::from_utf8_lossy(form)
+/// Reads a request's form-encoded body and returns its `Action` (empty when it has none).
+pub async fn action_of(req: Request<Incoming>) -> String {
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    String::from_utf8_lossy(&body)
         .split('&')
         .find_map(|kv| kv.strip_prefix("Action="))
         .unwrap_or("")
