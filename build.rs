@@ -18,11 +18,8 @@ fn main() {
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
         });
-    if let Some(r) = &revision {
-        println!("cargo:rustc-env=IAM_CREDENTIALS_EXPORTER_REVISION={r}");
-    }
     println!(
-        "cargo:rustc-env=IAM_CREDENTIALS_EXPORTER_REVISION_OR_UNKNOWN={}",
+        "cargo:rustc-env=IAM_CREDENTIALS_EXPORTER_BUILD_REVISION={}",
         revision.as_deref().unwrap_or("unknown")
     );
 }

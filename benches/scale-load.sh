@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scrape cost at scale: serves 1, 10 and 100 judged accounts of 5,000 users each
-# (examples/scale_server.rs, the exporter's own server and hub), per-user series on and off,
+# (examples/scale_server.rs, the exporter's own server and store), per-user series on and off,
 # and load-tests /metrics with wrk, as Prometheus scrapes (gzip) and plain.
 #
 #   benches/scale-load.sh

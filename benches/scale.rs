@@ -2,7 +2,7 @@
 //! maximum per account), per-user series on and off.
 //!
 //! - `publish`: one re-render of the whole snapshot (compose every account's bodies, gzip,
-//!   landing page). The hub does this after every account's refresh, so a round over N
+//!   landing page). The store does this after every account's refresh, so a round over N
 //!   accounts costs N publishes.
 //! - `render_account`: judging aside, rendering one account's report after its refresh.
 //!
@@ -10,10 +10,10 @@
 //!
 //! `cargo bench --bench scale` (or `SCALE_ACCOUNTS=1,10 cargo bench --bench scale`)
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use iam_credentials_exporter::checks::{judge, Thresholds};
-use iam_credentials_exporter::metrics::{compose, render_report, RenderOptions};
-use iam_credentials_exporter::report::parse;
-use iam_credentials_exporter::synthetic;
+use iam_credential_report::expose::{compose, render_report, RenderOptions};
+use iam_credential_report::judge::{judge, Thresholds};
+use iam_credential_report::report::parse;
+use iam_credential_report::synthetic;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -40,8 +40,8 @@ fn scale(c: &mut Criterion) {
     for n in account_counts() {
         for per_user in [true, false] {
             let mode = if per_user { "per_user" } else { "aggregate" };
-            let hub = accounts::hub(n, USERS, per_user);
-            let published = hub.published();
+            let store = accounts::store(n, USERS, per_user);
+            let published = store.published();
             let series = published
                 .metrics
                 .split(|b| *b == b'\n')
@@ -55,7 +55,7 @@ fn scale(c: &mut Criterion) {
             drop(published);
             g.measurement_time(Duration::from_secs(if n >= 100 { 60 } else { 10 }));
             g.bench_function(BenchmarkId::new(format!("publish_{mode}"), n), |b| {
-                b.iter(|| hub.publish())
+                b.iter(|| store.publish())
             });
         }
     }

@@ -24,7 +24,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use iam_credentials_exporter::synthetic;
+use iam_credential_report::synthetic;
 
 /// The awsQuery wire format, shared with the fake IAM endpoint of the tests.
 #[path = "../tests/common/aws_query.rs"]

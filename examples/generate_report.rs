@@ -8,7 +8,7 @@ fn main() {
     let account = args.next().unwrap_or_else(|| "123456789012".to_owned());
     let seed = args.next().and_then(|a| a.parse().ok()).unwrap_or(42);
     let report =
-        iam_credentials_exporter::synthetic::report(&account, users, chrono::Utc::now(), seed);
+        iam_credential_report::synthetic::report(&account, users, chrono::Utc::now(), seed);
     std::io::stdout()
         .write_all(report.as_bytes())
         .expect("writing to standard output");

@@ -1,6 +1,6 @@
 //! Times refreshing many accounts through assumed roles, as the exporter does, at a chosen
 //! concurrency: one client per account built once, refreshes gated by a semaphore, each
-//! outcome published to the hub. Run by `benches/many-accounts.sh` against moto; works
+//! outcome published to the store. Run by `benches/many-accounts.sh` against moto; works
 //! against anything `AWS_ENDPOINT_URL` points at.
 //!
 //! Usage: refresh_many_accounts ACCOUNT_IDS_FILE CONCURRENCY [ROUNDS]
@@ -8,10 +8,10 @@
 //! Prints one line per round: wall time, accounts refreshed successfully, and the process's
 //! peak resident set size so far (VmHWM).
 
-use iam_credentials_exporter::aws::{AssumeRole, AwsEnv, AwsSettings, AwsSource, Connect};
-use iam_credentials_exporter::hub::{AccountState, Hub, JudgeSettings};
-use iam_credentials_exporter::refresh::refresh_once;
-use iam_credentials_exporter::source::ReportSource;
+use iam_credentials_exporter::collect::aws::{AssumeRole, AwsEnv, AwsSettings, AwsSource, Connect};
+use iam_credentials_exporter::collect::refresh::refresh_once;
+use iam_credentials_exporter::collect::ReportSource;
+use iam_credentials_exporter::state::{AccountState, JudgeSettings, Store};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
@@ -57,28 +57,27 @@ async fn main() {
             .await;
         sources.push((id.clone(), Arc::new(AwsSource::new(&assumed, settings))));
     }
-    let hub = Hub::new(
+    let store = Store::new(
         JudgeSettings::default(),
         ids.iter()
             .map(|id| AccountState::new(id.clone(), Some(id.clone()), None))
             .collect(),
-        "/metrics",
     );
     let limit = Arc::new(Semaphore::new(concurrency));
     for round in 1..=rounds {
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for (key, source) in &sources {
-            let (hub, key, source, limit) =
-                (hub.clone(), key.clone(), source.clone(), limit.clone());
+            let (store, key, source, limit) =
+                (store.clone(), key.clone(), source.clone(), limit.clone());
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await.expect("semaphore open");
-                refresh_once(&hub, &key, source.as_ref()).await;
+                refresh_once(&store, &key, source.as_ref()).await;
             });
         }
         while tasks.join_next().await.is_some() {}
         let wall = started.elapsed().as_secs_f64();
-        let ok = hub
+        let ok = store
             .accounts()
             .iter()
             .filter(|a| a.stats.last_ok == Some(true))

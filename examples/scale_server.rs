@@ -1,4 +1,4 @@
-//! Serves a hub of many judged accounts (5,000 generated users each) with the exporter's own
+//! Serves a store of many judged accounts (5,000 generated users each) with the exporter's own
 //! HTTP server, for measuring scrape cost at scale with a load generator
 //! (`benches/scale-load.sh`). No refresh runs: the snapshot is published once, as after a
 //! round in which every account succeeded.
@@ -7,7 +7,7 @@
 //!
 //! Prints `listening on ADDR` once ready; stops by itself after SECONDS (default 600).
 
-use iam_credentials_exporter::server::{serve, ServerSettings};
+use iam_credentials_exporter::serve::{serve, ServerSettings};
 use std::io::Write;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -29,9 +29,9 @@ async fn main() -> std::io::Result<()> {
         .get(2)
         .map_or(600, |a| a.parse().expect("SECONDS: a number"));
 
-    let hub = tokio::task::spawn_blocking(move || accounts::hub(n, 5_000, per_user))
+    let store = tokio::task::spawn_blocking(move || accounts::store(n, 5_000, per_user))
         .await
-        .expect("building the hub");
+        .expect("building the store");
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on {}", listener.local_addr()?);
     std::io::stdout().flush()?;
@@ -42,5 +42,5 @@ async fn main() -> std::io::Result<()> {
         tokio::time::sleep(Duration::from_secs(seconds)).await;
         stop.cancel();
     });
-    serve(listener, hub, ServerSettings::default(), shutdown).await
+    serve(listener, store, ServerSettings::default(), shutdown).await
 }

@@ -1,12 +1,12 @@
 //! Wiring the long-running exporter: logging, the listener, the fleet of refresh loops,
 //! signals.
 
-use crate::aws;
 use crate::cli::{listen_target, Cli, LogArgs, LogFormat, LogLevel};
+use crate::collect::aws;
+use crate::collect::fleet::{Fleet, FleetOptions, ReloadHandle};
 use crate::config::{self, Settings};
-use crate::fleet::{Fleet, FleetOptions, ReloadHandle};
-use crate::server::{self, ServerSettings};
-use crate::web_config::{self, WebState};
+use crate::serve::web_config::{self, WebState};
+use crate::serve::{self, BoxFuture, Reload, ReloadError, ServerSettings};
 use anyhow::Context;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -57,29 +57,29 @@ pub fn fleet_options(cli: &Cli) -> FleetOptions {
         flags: cli.flag_settings(),
         explicit: cli.explicit.clone(),
         render: serve.render_options(),
-        aws_settings: serve.aws_settings(),
+        aws_settings: aws::AwsSettings {
+            call_timeout: serve.aws_call_timeout,
+            max_attempts: serve.aws_max_attempts,
+            round_timeout: serve.refresh_timeout,
+            ..aws::AwsSettings::default()
+        },
         connect: aws::Connect {
             region: serve.aws_region.clone(),
             ..aws::Connect::default()
         },
-        telemetry_path: serve.telemetry_path.clone(),
     }
 }
 
 /// `--config.check`: validates the config file (with the flags, as a start would) and the
-/// web config file, prints what is wrong, and says whether start-up would accept them.
-pub fn check_config(cli: &Cli) -> Result<String, String> {
+/// web config file, and says what start-up would read.
+pub fn check_config(cli: &Cli) -> anyhow::Result<String> {
     let Some(path) = &cli.serve.config_file else {
-        return Err("--config.check needs --config.file".to_owned());
+        anyhow::bail!("--config.check needs --config.file");
     };
-    let config = config::load(path).map_err(|e| e.to_string())?;
-    let (settings, _) = Settings::resolve(&cli.flag_settings(), &cli.explicit, &config);
-    settings
-        .shard
-        .validate()
-        .map_err(|e| format!("--shard.index/--shard.count (or shard in the config file): {e}"))?;
+    let config = config::load(path)?;
+    Settings::resolve(&cli.flag_settings(), &cli.explicit, &config)?;
     if let Some(web) = &cli.serve.web_config_file {
-        WebState::load(web).map_err(|e| e.to_string())?;
+        WebState::load(web)?;
     }
     Ok(format!(
         "{}: valid ({} listed accounts, organization discovery {})",
@@ -91,6 +91,13 @@ pub fn check_config(cli: &Cli) -> Result<String, String> {
             "off"
         }
     ))
+}
+
+/// `POST /-/reload` reloads both configuration files, through the fleet's supervisor.
+impl Reload for ReloadHandle {
+    fn reload(&self) -> BoxFuture<'_, Result<(), ReloadError>> {
+        Box::pin(async move { ReloadHandle::reload(self).await.map_err(Into::into) })
+    }
 }
 
 /// Runs the exporter until SIGINT or SIGTERM.
@@ -130,20 +137,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         "Listening"
     );
 
-    let hub = fleet.hub();
-    let publisher = hub.spawn_publisher(shutdown.clone());
+    let store = fleet.store();
+    let publisher = store.spawn_publisher(shutdown.clone());
     let supervisor = tokio::spawn(fleet.run(reload_rx));
     let server_settings = ServerSettings {
         telemetry_path: serve.telemetry_path.clone(),
         max_connections: serve.max_connections,
         header_read_timeout: serve.header_read_timeout,
         web,
-        reload: Some(reloads),
+        reload: Some(Arc::new(reloads)),
         ..ServerSettings::default()
     };
-    let server = tokio::spawn(server::serve(
+    let server = tokio::spawn(serve::serve(
         listener,
-        hub,
+        store,
         server_settings,
         shutdown.clone(),
     ));
@@ -208,5 +215,19 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_flags_give_the_default_aws_settings() {
+        let cli = Cli::try_parse_args(["x"]).unwrap();
+        assert_eq!(
+            fleet_options(&cli).aws_settings,
+            aws::AwsSettings::default()
+        );
     }
 }

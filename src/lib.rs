@@ -1,59 +1,45 @@
 //! A Prometheus exporter for the AWS IAM credential report.
 //!
-//! Module map, from the outside in:
-//! - [`cli`]: command-line flags, validated into settings.
-//! - [`config`]: the config file (`--config.file`), validated; which accounts to read, pure.
-//! - [`daemon`]: wiring of the long-running exporter (logging, listener, loops, signals).
-//! - [`fleet`]: the accounts being read: their refresh loops, organization discovery, reloads.
-//! - [`server`]: the HTTP server; it serves only what [`hub`] last published.
-//! - [`web_config`]: the `--web.config.file` (exporter-toolkit format), validated and reloaded;
-//!   [`tls`] builds its TLS settings, [`basic_auth`] checks its users' passwords.
-//! - [`hub`]: shared state between collection and serving; re-renders on every change.
-//! - [`refresh`]: the per-account refresh loops.
-//! - [`source`]: where reports come from (a file here; AWS behind its own fence).
-//! - [`aws`]: the AWS source; the only module that imports the AWS SDK (a fence, as in
-//!   yet-another-cloudwatch-exporter): everything else sees it through [`source::ReportSource`].
-//! - [`report`]: pure parsing of the credential report CSV.
-//! - [`checks`]: pure judging of a report against the CIS / Security Hub checks.
-//! - [`metrics`]: the metrics contract and pure rendering into exposition text.
-//! - [`landing`]: the landing page.
-//! - [`offline`]: the `check` subcommand's output formats.
-//! - [`synthetic`]: generated reports for benchmarks, load and property tests.
+//! Parsing, judging and rendering live in the `iam-credential-report` crate, which is pure;
+//! this crate does the I/O around it. Module map, from the outside in, with the only
+//! direction dependencies take:
+//!
+//! ```text
+//! daemon ──> cli, config, collect, serve, state
+//! collect ──> state ──> iam_credential_report (core)
+//! serve ──> state (read-only)
+//! ```
+//!
+//! - [`cli`]: command-line flags, validated into settings; the `check` subcommand.
+//! - [`config`]: the config file, validated; the one table of settings that are both flags
+//!   and keys; which accounts to read. Pure.
+//! - [`collect`]: where reports come from (a file, AWS behind its fence in `collect::aws`),
+//!   the refresh loops and the supervisor of the set of accounts.
+//! - [`state`]: the store between collection and serving; one publish path.
+//! - [`serve`]: the HTTP server, its routes and landing page, web config, TLS, basic auth.
+//!   It reads what [`state`] published and never reaches into collection: a reload is asked
+//!   through the [`serve::Reload`] trait that [`daemon`] hands in.
+//! - [`daemon`]: wiring only.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
-pub mod aws;
-pub mod basic_auth;
-pub mod checks;
 pub mod cli;
+pub mod collect;
 pub mod config;
 pub mod daemon;
-pub mod fleet;
-pub mod hub;
-pub mod landing;
-pub mod metrics;
-pub mod offline;
-pub mod refresh;
-pub mod report;
-pub mod server;
-pub mod source;
-pub mod synthetic;
-pub mod tls;
-pub mod web_config;
+pub mod serve;
+pub mod state;
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The source revision the binary was built from (`unknown` outside a git checkout).
-pub const REVISION: &str = match option_env!("IAM_CREDENTIALS_EXPORTER_REVISION") {
-    Some(r) => r,
-    None => "unknown",
-};
+/// The source revision the binary was built from (`unknown` outside a git checkout), as
+/// `build.rs` found it.
+pub const REVISION: &str = env!("IAM_CREDENTIALS_EXPORTER_BUILD_REVISION");
 
 /// `--version` output: version and revision.
 pub const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (revision ",
-    env!("IAM_CREDENTIALS_EXPORTER_REVISION_OR_UNKNOWN"),
+    env!("IAM_CREDENTIALS_EXPORTER_BUILD_REVISION"),
     ")"
 );

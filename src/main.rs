@@ -2,13 +2,13 @@
 #![forbid(unsafe_code)]
 
 use iam_credentials_exporter::cli::{Cli, Command};
-use iam_credentials_exporter::{daemon, offline};
+use iam_credentials_exporter::{cli, daemon};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_args();
     if let Some(Command::Check(args)) = &cli.command {
-        return offline::run(args, &cli.thresholds.thresholds());
+        return cli::check::run(args, &cli.thresholds.thresholds());
     }
     if cli.serve.config_check {
         return match daemon::check_config(&cli) {
@@ -17,7 +17,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {e:#}");
                 ExitCode::FAILURE
             }
         };

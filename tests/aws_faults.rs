@@ -5,7 +5,7 @@
 //!
 //! Driven in-process through the library, the way the daemon drives it: an [`AwsSource`]
 //! built from the same configuration loader as production (endpoint override, static
-//! credentials, SDK retries off), refreshed by `refresh::refresh_once` into a `hub::Hub`,
+//! credentials, SDK retries off), refreshed by `refresh::refresh_once` into a `state::Store`,
 //! and the published exposition read back. Each test asserts the requests made, the reason
 //! recorded, and that the previous good snapshot is still served. Backoffs are milliseconds.
 mod common;
@@ -18,14 +18,14 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use iam_credentials_exporter::aws::{
+use iam_credential_report::account::FailureReason;
+use iam_credential_report::expose::RenderOptions;
+use iam_credential_report::judge::Thresholds;
+use iam_credentials_exporter::collect::aws::{
     AwsEnv, AwsSettings, AwsSource, Backoff, Connect, StaticCredentials,
 };
-use iam_credentials_exporter::checks::Thresholds;
-use iam_credentials_exporter::hub::{AccountState, Hub, JudgeSettings};
-use iam_credentials_exporter::metrics::RenderOptions;
-use iam_credentials_exporter::refresh::refresh_once;
-use iam_credentials_exporter::source::FailureReason;
+use iam_credentials_exporter::collect::refresh::refresh_once;
+use iam_credentials_exporter::state::{AccountState, JudgeSettings, Store};
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -255,7 +255,7 @@ fn fast() -> AwsSettings {
 /// The fake endpoint, a hub watching one account, and the AWS source between them.
 struct Rig {
     fake: FakeIam,
-    hub: Arc<Hub>,
+    hub: Arc<Store>,
     source: AwsSource,
 }
 
@@ -271,13 +271,12 @@ impl Rig {
             }),
         };
         let env = AwsEnv::load(&connect, &settings).await;
-        let hub = Hub::new(
+        let hub = Store::new(
             JudgeSettings {
                 thresholds: Thresholds::default(),
                 render: RenderOptions::all_users(),
             },
             vec![AccountState::new("fake".into(), None, None)],
-            "/metrics",
         );
         Rig {
             source: AwsSource::new(&env, settings),

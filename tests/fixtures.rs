@@ -1,7 +1,7 @@
 //! Every third-party report in tests/fixtures/third-party parses, or fails with the error it
 //! deserves. See tests/fixtures/third-party/SOURCES.md for where each comes from.
-use iam_credentials_exporter::checks::{judge, Check, Thresholds};
-use iam_credentials_exporter::report::{parse, CredentialReport, ReportError};
+use iam_credential_report::judge::{judge, Check, Thresholds};
+use iam_credential_report::report::{parse, CredentialReport, ReportError};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!(

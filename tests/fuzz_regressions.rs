@@ -2,9 +2,9 @@
 //! inputs that reached new code in the parser, judge and renderer) goes through parse, judge
 //! and render, per-user series on and off. None may panic; each failure names its file.
 
-use iam_credentials_exporter::checks::{judge, Thresholds};
-use iam_credentials_exporter::metrics::{compose, render_report, RenderOptions};
-use iam_credentials_exporter::report::parse;
+use iam_credential_report::expose::{compose, render_report, RenderOptions};
+use iam_credential_report::judge::{judge, Thresholds};
+use iam_credential_report::report::parse;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 

@@ -4,13 +4,13 @@
 mod common;
 
 use chrono::{DateTime, Utc};
-use iam_credentials_exporter::checks::{judge, Thresholds};
-use iam_credentials_exporter::metrics::{
+use iam_credential_report::account::{AccountSummary, FailureReason, LiveFacts, PasswordPolicy};
+use iam_credential_report::expose::{
     compose, render_build_info, render_live, render_refresh_stats, render_report, RefreshStats,
     RenderOptions,
 };
-use iam_credentials_exporter::report::parse;
-use iam_credentials_exporter::source::{AccountSummary, FailureReason, LiveFacts, PasswordPolicy};
+use iam_credential_report::judge::{judge, Thresholds};
+use iam_credential_report::report::parse;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -106,7 +106,6 @@ fn sample_report_with_live_facts_and_refresh_stats() {
             root_mfa_enabled: false,
             root_access_keys_present: true,
             mfa_devices_in_use: 4,
-            users: 9,
         }),
         alias: Some("example-corp".into()),
         password_policy: Some(Some(PasswordPolicy {

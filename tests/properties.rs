@@ -138,10 +138,10 @@ mod common_exposition {
 }
 
 use chrono::{DateTime, TimeZone, Utc};
-use iam_credentials_exporter::checks::{judge, Assessment, Check, Thresholds};
-use iam_credentials_exporter::metrics::{compose, render_report, RenderOptions};
-use iam_credentials_exporter::report::{parse, CredentialReport, ReportError, REQUIRED_COLUMNS};
-use iam_credentials_exporter::synthetic;
+use iam_credential_report::expose::{compose, render_report, RenderOptions};
+use iam_credential_report::judge::{judge, Assessment, Check, Thresholds};
+use iam_credential_report::report::{parse, CredentialReport, ReportError, REQUIRED_COLUMNS};
+use iam_credential_report::synthetic;
 use proptest::prelude::*;
 use std::collections::HashSet;
 
@@ -461,7 +461,7 @@ fn render_csv(layout: &Layout, rows: &[Row]) -> (Vec<u8>, Vec<bool>) {
 /// Judges and renders a parsed report and checks what holds for every report.
 fn judge_and_render(report: &CredentialReport) -> Result<(Assessment, String), TestCaseError> {
     let assessment = judge(report, now(), &Thresholds::default());
-    for check in Check::ALL {
+    for &check in Check::ALL {
         let findings = assessment
             .findings
             .iter()
@@ -505,7 +505,7 @@ fn judge_and_render(report: &CredentialReport) -> Result<(Assessment, String), T
         }
         let users_line = format!("aws_iam_users{{account_id=\"{ACCOUNT}\"}} {users}\n");
         prop_assert!(text.contains(&users_line), "no {users_line:?}");
-        for check in Check::ALL {
+        for &check in Check::ALL {
             let line = format!(
                 "aws_iam_check_failures{{account_id=\"{ACCOUNT}\",check=\"{}\"}} {}\n",
                 check.name(),

@@ -153,7 +153,7 @@ impl Client {
             roots.add(cert.unwrap()).unwrap();
         }
         let builder = ClientConfig::builder_with_provider(Arc::new(
-            iam_credentials_exporter::tls::provider(),
+            iam_credentials_exporter::serve::tls::provider(),
         ))
         .with_protocol_versions(&self.versions)
         .unwrap()

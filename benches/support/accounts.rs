@@ -1,13 +1,13 @@
-//! Hubs of many judged accounts, for the scale benchmark and the scale load server: `n`
+//! Stores of many judged accounts, for the scale benchmark and the scale load server: `n`
 //! accounts, each holding a judged report of `users` generated users, as the refresh loops
 //! would leave them after one good round.
 
-use iam_credentials_exporter::checks::{judge, Thresholds};
-use iam_credentials_exporter::hub::{AccountState, Hub, JudgeSettings, JudgedReport};
-use iam_credentials_exporter::metrics::{render_live, render_report, RenderOptions};
-use iam_credentials_exporter::report::parse;
-use iam_credentials_exporter::source::LiveFacts;
-use iam_credentials_exporter::synthetic;
+use iam_credential_report::account::LiveFacts;
+use iam_credential_report::expose::{render_live, render_report, RenderOptions};
+use iam_credential_report::judge::{judge, Thresholds};
+use iam_credential_report::report::parse;
+use iam_credential_report::synthetic;
+use iam_credentials_exporter::state::{AccountState, JudgeSettings, JudgedReport, Store};
 use std::sync::Arc;
 
 /// When every report is judged: reports are generated relative to it.
@@ -42,8 +42,8 @@ pub fn judged_account(i: usize, users: usize, render: &RenderOptions) -> Account
     state
 }
 
-/// A hub of `accounts` accounts of `users` users each, published once.
-pub fn hub(accounts: usize, users: usize, per_user: bool) -> Arc<Hub> {
+/// A store of `accounts` accounts of `users` users each, published once.
+pub fn store(accounts: usize, users: usize, per_user: bool) -> Arc<Store> {
     let render = RenderOptions {
         per_user,
         ..RenderOptions::default()
@@ -51,12 +51,11 @@ pub fn hub(accounts: usize, users: usize, per_user: bool) -> Arc<Hub> {
     let states = (0..accounts)
         .map(|i| judged_account(i, users, &render))
         .collect();
-    Hub::new(
+    Store::new(
         JudgeSettings {
             thresholds: Thresholds::default(),
             render,
         },
         states,
-        "/metrics",
     )
 }

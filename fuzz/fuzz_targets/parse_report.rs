@@ -4,9 +4,9 @@
 #![no_main]
 
 use chrono::{DateTime, Utc};
-use iam_credentials_exporter::checks::{judge, Check, Thresholds};
-use iam_credentials_exporter::metrics::{compose, render_report, RenderOptions};
-use iam_credentials_exporter::report::parse;
+use iam_credential_report::judge::{judge, Check, Thresholds};
+use iam_credential_report::expose::{compose, render_report, RenderOptions};
+use iam_credential_report::report::parse;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

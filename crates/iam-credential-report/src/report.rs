@@ -8,6 +8,7 @@
 //! Column names and sentinel meanings follow the AWS IAM User Guide, "Getting credential
 //! reports for your AWS account".
 
+use crate::arn::account_id_of;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;
 use thiserror::Error;
@@ -569,47 +570,6 @@ pub fn parse_timestamp(v: &[u8]) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// The parts of an IAM ARN, `arn:PARTITION:iam:REGION:ACCOUNT:RESOURCE` (REGION is empty in
-/// IAM's own ARNs). Only the shape is checked: callers judge the parts they use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IamArn<'a> {
-    /// `aws`, `aws-us-gov`, `aws-cn`...
-    pub partition: &'a str,
-    /// The region field.
-    pub region: &'a str,
-    /// The account id field.
-    pub account: &'a str,
-    /// What follows the account: `root`, `user/alice`, `role/path/name`.
-    pub resource: &'a str,
-}
-
-/// Splits an IAM ARN into its parts; `None` when it is not one.
-pub fn parse_iam_arn(arn: &str) -> Option<IamArn<'_>> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("iam"), Some(region), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    Some(IamArn {
-        partition,
-        region,
-        account,
-        resource,
-    })
-}
-
-/// The account id in an IAM ARN (`arn:aws:iam::123456789012:user/alice`), in any partition.
-pub fn account_id_of(arn: &str) -> Option<&str> {
-    let account = parse_iam_arn(arn)?.account;
-    (!account.is_empty() && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -782,19 +742,5 @@ mod tests {
         let no_mfa = HEADER_22.replace(",mfa_active", "");
         let err = parse(no_mfa.as_bytes()).unwrap_err().to_string();
         assert!(err.contains("mfa_active"), "{err}");
-    }
-
-    #[test]
-    fn account_ids_come_from_arns() {
-        assert_eq!(
-            account_id_of("arn:aws:iam::123456789012:root"),
-            Some("123456789012")
-        );
-        assert_eq!(
-            account_id_of("arn:aws-us-gov:iam::123456789012:user/a/b"),
-            Some("123456789012")
-        );
-        assert_eq!(account_id_of("arn:aws:s3:::bucket"), None);
-        assert_eq!(account_id_of("alice"), None);
     }
 }

@@ -7,9 +7,9 @@
 //! all accounts under one `# HELP`/`# TYPE` header per family. A snapshot is rendered afresh
 //! from its report, so a user deleted from IAM loses its series at the next report.
 
-use crate::checks::{judge_password_policy, key_last_activity, AccountCheck, Assessment, Check};
+use crate::account::{FailureReason, LiveFacts};
+use crate::judge::{judge_password_policy, key_last_activity, AccountCheck, Assessment, Check};
 use crate::report::CredentialReport;
-use crate::source::{FailureReason, LiveFacts};
 use chrono::{DateTime, Utc};
 use prometheus::proto::{self, MetricType};
 use prometheus::Encoder;
@@ -670,7 +670,7 @@ mod tests {
         );
         let report = crate::report::parse(csv.as_bytes()).unwrap();
         let now = "2026-11-25T00:00:00Z".parse().unwrap();
-        let assessment = crate::checks::judge(&report, now, &Default::default());
+        let assessment = crate::judge::judge(&report, now, &Default::default());
         assert_eq!(assessment.count(Check::AccessKeyNotRotated), 2);
         assert_eq!(assessment.count(Check::UnusedAccessKey), 2);
         let text = compose([&render_report(

@@ -1,10 +1,10 @@
 //! `iam-credentials-exporter check`: judge a report offline and print the findings as a
 //! table, JSON or CSV. The formatting is pure; [`run`] does the reading and printing.
 
-use crate::checks::{judge, Assessment, Check, Finding, Thresholds};
 use crate::cli::{CheckArgs, OutputFormat};
-use crate::report::{self, CredentialReport, Stamp};
 use chrono::{DateTime, Utc};
+use iam_credential_report::judge::{judge, Assessment, Check, Finding, Thresholds};
+use iam_credential_report::report::{self, CredentialReport, Stamp};
 use serde::Serialize;
 use std::io::{Read, Write};
 use std::process::ExitCode;

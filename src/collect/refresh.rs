@@ -2,12 +2,12 @@
 //! concurrency across accounts. A failed round keeps the last good report served and records
 //! why; an unchanged report is not parsed or judged again.
 
-use crate::checks;
-use crate::hub::{Hub, JudgedReport};
-use crate::metrics;
-use crate::report;
-use crate::source::{FailureReason, Fetched, ReportSource, SourceError};
+use crate::collect::{FailureReason, Fetched, ReportSource, SourceError};
+use crate::state::{JudgedReport, Store};
 use chrono::Utc;
+use iam_credential_report::expose;
+use iam_credential_report::judge;
+use iam_credential_report::report;
 use rand::Rng;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -28,7 +28,7 @@ pub struct Pacing {
 /// Runs one account's refreshes until `shutdown` is cancelled. The first refresh starts at
 /// once (after a jittered delay when jitter is on).
 pub async fn run(
-    hub: Arc<Hub>,
+    store: Arc<Store>,
     key: String,
     source: Arc<dyn ReportSource>,
     pacing: Pacing,
@@ -56,7 +56,7 @@ pub async fn run(
             };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = refresh_once(&hub, &key, source.as_ref()) => {}
+                _ = refresh_once(&store, &key, source.as_ref()) => {}
             }
         }
         delay = pacing.interval.saturating_sub(started.elapsed()) + spread(pacing.interval);
@@ -65,17 +65,17 @@ pub async fn run(
 
 /// One refresh of the account `key`: fetch, parse and judge when the report changed, publish.
 /// An account removed meanwhile is left alone.
-pub async fn refresh_once(hub: &Hub, key: &str, source: &dyn ReportSource) {
+pub async fn refresh_once(store: &Store, key: &str, source: &dyn ReportSource) {
     let attempt = Utc::now();
     let started = Instant::now();
     let fetched = source.fetch().await;
     let retries = source.retries();
     let outcome = match fetched {
-        Ok(f) => judge_fetched(hub, key, f).await,
+        Ok(f) => judge_fetched(store, key, f).await,
         Err(e) => Err(e),
     };
     let duration = started.elapsed().as_secs_f64();
-    hub.update(key, |a| {
+    store.update(key, |a| {
         a.last_attempt = Some(attempt);
         a.stats.refreshes += 1;
         a.stats.last_duration = Some(duration);
@@ -111,7 +111,7 @@ pub async fn refresh_once(hub: &Hub, key: &str, source: &dyn ReportSource) {
                     }
                     a.live = Some(live);
                 }
-                a.live_bodies = metrics::render_live(a.label(), a.name.as_deref(), a.live.as_ref());
+                a.live_bodies = expose::render_live(a.label(), a.name.as_deref(), a.live.as_ref());
                 a.stats.last_ok = Some(true);
                 a.stats.last_success = Some(Utc::now());
                 a.last_error = None;
@@ -134,14 +134,14 @@ pub async fn refresh_once(hub: &Hub, key: &str, source: &dyn ReportSource) {
 
 struct Judged {
     report: Option<JudgedReport>,
-    live: Option<crate::source::LiveFacts>,
+    live: Option<crate::collect::LiveFacts>,
     fingerprint: (Option<chrono::DateTime<Utc>>, u64),
     account_id: Option<String>,
 }
 
-async fn judge_fetched(hub: &Hub, key: &str, f: Fetched) -> Result<Judged, SourceError> {
+async fn judge_fetched(store: &Store, key: &str, f: Fetched) -> Result<Judged, SourceError> {
     let fingerprint = (f.generated_at, content_hash(&f.csv));
-    let (previous, configured_id) = hub
+    let (previous, configured_id) = store
         .account(key, |a| (a.fingerprint, a.configured_id.clone()))
         .unwrap_or_default();
     let live = f.live;
@@ -153,7 +153,7 @@ async fn judge_fetched(hub: &Hub, key: &str, f: Fetched) -> Result<Judged, Sourc
             account_id: None,
         });
     }
-    let settings = hub.judge_settings();
+    let settings = store.judge_settings();
     let generated_at = f.generated_at;
     let source_id = f.account_id;
     // Parsing and judging a large report is CPU work: keep it off the async workers.
@@ -169,8 +169,8 @@ async fn judge_fetched(hub: &Hub, key: &str, f: Fetched) -> Result<Judged, Sourc
             .or(report.account_id.clone())
             .unwrap_or_else(|| "unknown".to_owned());
         let now = Utc::now();
-        let assessment = checks::judge(&report, now, &settings.thresholds);
-        let bodies = metrics::render_report(
+        let assessment = judge::judge(&report, now, &settings.thresholds);
+        let bodies = expose::render_report(
             &account_id,
             &report,
             &assessment,

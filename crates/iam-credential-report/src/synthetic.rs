@@ -116,8 +116,8 @@ mod tests {
             &r.skipped[..r.skipped.len().min(3)]
         );
         assert_eq!(report("123456789012", 500, now, 7), text, "deterministic");
-        let a = crate::checks::judge(&r, now, &crate::checks::Thresholds::default());
-        for c in crate::checks::Check::ALL {
+        let a = crate::judge::judge(&r, now, &crate::judge::Thresholds::default());
+        for &c in crate::judge::Check::ALL {
             // Root's checks hinge on a single row.
             if !c.name().starts_with("root_") {
                 assert!(a.count(c) > 0, "{} never fails in synthetic data", c.name());

@@ -1,22 +1,23 @@
-//! The shared state between collection and serving.
+//! The store between collection and serving.
 //!
 //! Refresh loops write each account's outcome here; a change re-renders the exposition (plain
-//! and gzip) and the landing page, and swaps them in atomically. The HTTP server only reads the
-//! last published [`Published`]: a scrape never parses, judges or calls AWS.
+//! and gzip) and swaps it in atomically. The HTTP server only reads: the last [`Published`]
+//! exposition (a scrape never parses, judges or calls AWS) and, for the landing page, a copy
+//! of the accounts' state. Where it stops: no I/O but the publisher's task; what to read and
+//! when belongs to `collect`, how to answer HTTP to `serve`.
 //!
 //! Re-rendering costs in proportion to the whole snapshot (2 s for 100 accounts of 5,000
-//! users with per-user series), so while the task of [`Hub::spawn_publisher`] runs, changes
+//! users with per-user series), so while the task of [`Store::spawn_publisher`] runs, changes
 //! are coalesced: it renders at most once per [`MIN_PUBLISH_INTERVAL`], or per twice the last
 //! render's time when that is longer, so rendering takes at most a third of a core however
 //! many accounts refresh. Without it (tests, benchmarks), every change publishes at once.
 
-use crate::checks::Thresholds;
-use crate::landing;
-use crate::metrics::{self, Bodies, RefreshStats, RenderOptions};
-use crate::source::{LiveFacts, SourceError};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use flate2::write::GzEncoder;
+use iam_credential_report::account::{LiveFacts, SourceError};
+use iam_credential_report::expose::{self, Bodies, RefreshStats, RenderOptions};
+use iam_credential_report::judge::Thresholds;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +27,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// The shortest time between two publishes while [`Hub::spawn_publisher`]'s task runs.
+/// The shortest time between two publishes while [`Store::spawn_publisher`]'s task runs.
 pub const MIN_PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How reports are judged and rendered.
@@ -114,42 +115,35 @@ pub struct Published {
     pub metrics: Bytes,
     /// The same, gzip-compressed.
     pub metrics_gzip: Bytes,
-    /// The landing page.
-    pub landing: Bytes,
     /// Whether a first report has been judged.
     pub ready: bool,
-    /// How many times the hub has published (this one included).
+    /// How many times the store has published (this one included).
     pub generation: u64,
 }
 
 /// The shared state. Accounts are kept by [`AccountState::key`], so that accounts can come
 /// and go (a reload, an organization listing) while the others keep their last good data.
 #[derive(Debug)]
-pub struct Hub {
+pub struct Store {
     /// How to judge and render.
-    pub settings: RwLock<Arc<JudgeSettings>>,
+    settings: RwLock<Arc<JudgeSettings>>,
     accounts: Mutex<BTreeMap<String, AccountState>>,
     /// Exporter-wide series (configuration reloads, discovery), rendered by their owner.
     exporter: Mutex<Bodies>,
     published: RwLock<Arc<Published>>,
     /// Serialises publishes, so that an older snapshot never replaces a newer one.
     publishing: Mutex<()>,
-    /// Set while [`Hub::spawn_publisher`]'s task runs: changes then wake it instead of publishing.
+    /// Set while [`Store::spawn_publisher`]'s task runs: changes then wake it instead of publishing.
     deferred: AtomicBool,
     /// Wakes the publisher.
     changed: Notify,
     build: Bodies,
-    telemetry_path: String,
 }
 
-impl Hub {
-    /// A hub watching `accounts` (a later one with the same key replaces an earlier one).
-    pub fn new(
-        settings: JudgeSettings,
-        accounts: Vec<AccountState>,
-        telemetry_path: &str,
-    ) -> Arc<Hub> {
-        let hub = Arc::new(Hub {
+impl Store {
+    /// A store watching `accounts` (a later one with the same key replaces an earlier one).
+    pub fn new(settings: JudgeSettings, accounts: Vec<AccountState>) -> Arc<Store> {
+        let store = Arc::new(Store {
             settings: RwLock::new(Arc::new(settings)),
             accounts: Mutex::new(accounts.into_iter().map(|a| (a.key.clone(), a)).collect()),
             exporter: Mutex::new(Bodies::default()),
@@ -157,11 +151,10 @@ impl Hub {
             publishing: Mutex::new(()),
             deferred: AtomicBool::new(false),
             changed: Notify::new(),
-            build: metrics::render_build_info(crate::VERSION, crate::REVISION),
-            telemetry_path: telemetry_path.to_owned(),
+            build: expose::render_build_info(crate::VERSION, crate::REVISION),
         });
-        hub.publish();
-        hub
+        store.publish();
+        store
     }
 
     /// Starts watching an account, or, when one with its key is already watched, updates its
@@ -178,7 +171,7 @@ impl Hub {
                 if a.name != state.name {
                     a.name = state.name;
                     a.live_bodies =
-                        metrics::render_live(a.label(), a.name.as_deref(), a.live.as_ref());
+                        expose::render_live(a.label(), a.name.as_deref(), a.live.as_ref());
                 }
             }
             None => {
@@ -200,16 +193,6 @@ impl Hub {
         if removed {
             self.changed();
         }
-    }
-
-    /// The keys of the watched accounts, in order.
-    pub fn keys(&self) -> Vec<String> {
-        self.accounts
-            .lock()
-            .expect("accounts lock")
-            .keys()
-            .cloned()
-            .collect()
     }
 
     /// Replaces the judge settings. Every account's next report is judged again (even when
@@ -293,8 +276,8 @@ impl Hub {
                 _ = self.changed.notified() => {}
             }
             let started = Instant::now();
-            let hub = self.clone();
-            if let Err(e) = tokio::task::spawn_blocking(move || hub.publish()).await {
+            let store = self.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || store.publish()).await {
                 tracing::error!(error = %e, "Rendering the metrics failed");
             }
             let pause = MIN_PUBLISH_INTERVAL.max(started.elapsed() * 2);
@@ -315,7 +298,7 @@ impl Hub {
         let accounts: Vec<&AccountState> = accounts.iter().collect();
         let stats: Vec<Bodies> = accounts
             .iter()
-            .map(|a| metrics::render_refresh_stats(a.label(), &a.stats))
+            .map(|a| expose::render_refresh_stats(a.label(), &a.stats))
             .collect();
         let exporter = self.exporter.lock().expect("exporter series lock").clone();
         let mut parts: Vec<&Bodies> = vec![&self.build, &exporter];
@@ -326,7 +309,7 @@ impl Hub {
             parts.push(&a.live_bodies);
             parts.push(s);
         }
-        let text = metrics::compose(parts.iter().copied());
+        let text = expose::compose(parts.iter().copied());
         let mut gz = GzEncoder::new(
             Vec::with_capacity(text.len() / 8),
             flate2::Compression::default(),
@@ -337,11 +320,6 @@ impl Hub {
                 let published = Published {
                     metrics_gzip: Bytes::from(gzip),
                     metrics: Bytes::from(text),
-                    landing: Bytes::from(landing::render(
-                        &accounts,
-                        &self.telemetry_path,
-                        Utc::now(),
-                    )),
                     ready: accounts.iter().any(|a| a.report.is_some()),
                     generation,
                 };
@@ -355,26 +333,25 @@ impl Hub {
 mod tests {
     use super::*;
 
-    fn hub_of(keys: &[&str]) -> Arc<Hub> {
-        Hub::new(
+    fn store_of(keys: &[&str]) -> Arc<Store> {
+        Store::new(
             JudgeSettings::default(),
             keys.iter()
                 .map(|k| AccountState::new((*k).to_owned(), Some((*k).to_owned()), None))
                 .collect(),
-            "/metrics",
         )
     }
 
-    fn refreshes(hub: &Hub) -> Vec<u64> {
-        hub.accounts().iter().map(|a| a.stats.refreshes).collect()
+    fn refreshes(store: &Store) -> Vec<u64> {
+        store.accounts().iter().map(|a| a.stats.refreshes).collect()
     }
 
     #[test]
     fn without_a_publisher_every_change_publishes_at_once() {
-        let hub = hub_of(&["111111111111"]);
-        let before = hub.published().generation;
-        hub.update("111111111111", |a| a.stats.refreshes += 1);
-        let published = hub.published();
+        let store = store_of(&["111111111111"]);
+        let before = store.published().generation;
+        store.update("111111111111", |a| a.stats.refreshes += 1);
+        let published = store.published();
         assert_eq!(published.generation, before + 1);
         let text = String::from_utf8(published.metrics.to_vec()).unwrap();
         assert!(text
@@ -384,19 +361,19 @@ mod tests {
     #[tokio::test]
     async fn a_running_publisher_coalesces_a_burst_of_changes() {
         let keys = ["111111111111", "222222222222", "333333333333"];
-        let hub = hub_of(&keys);
+        let store = store_of(&keys);
         let shutdown = CancellationToken::new();
-        let publisher = hub.spawn_publisher(shutdown.clone());
-        let before = hub.published().generation;
+        let publisher = store.spawn_publisher(shutdown.clone());
+        let before = store.published().generation;
         for _ in 0..100 {
             for k in keys {
-                hub.update(k, |a| a.stats.refreshes += 1);
+                store.update(k, |a| a.stats.refreshes += 1);
             }
         }
-        assert_eq!(refreshes(&hub), vec![100, 100, 100]);
+        assert_eq!(refreshes(&store), vec![100, 100, 100]);
         let deadline = Instant::now() + Duration::from_secs(30);
         let text = loop {
-            let text = String::from_utf8(hub.published().metrics.to_vec()).unwrap();
+            let text = String::from_utf8(store.published().metrics.to_vec()).unwrap();
             if keys.iter().all(|k| {
                 text.contains(&format!(
                     "iam_credentials_exporter_refreshes_total{{account_id=\"{k}\"}} 100"
@@ -410,7 +387,7 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        let published = hub.published().generation - before;
+        let published = store.published().generation - before;
         assert!(
             (1..=3).contains(&published),
             "300 changes took {published} publishes:\n{text}"
@@ -418,8 +395,8 @@ mod tests {
         shutdown.cancel();
         publisher.await.unwrap();
         // Stopped: changes publish at once again.
-        let before = hub.published().generation;
-        hub.update(keys[0], |a| a.stats.refreshes += 1);
-        assert_eq!(hub.published().generation, before + 1);
+        let before = store.published().generation;
+        store.update(keys[0], |a| a.stats.refreshes += 1);
+        assert_eq!(store.published().generation, before + 1);
     }
 }

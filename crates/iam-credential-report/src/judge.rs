@@ -14,15 +14,19 @@
 //! - Root is exactly the `<root_account>` row. User and key checks judge IAM users only;
 //!   root has its own checks.
 
+use crate::account::PasswordPolicy;
 use crate::report::{AccessKey, CredentialReport, Stamp, UserRow};
-use crate::source::PasswordPolicy;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use std::time::Duration;
+use strum::{IntoStaticStr, VariantArray};
 
 /// One check of the brief's table. The snake_case name is the `check` label value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, IntoStaticStr, VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Check {
     /// An IAM user with a console password and no MFA device.
     ConsoleUserWithoutMfa,
@@ -52,37 +56,11 @@ pub enum Check {
 
 impl Check {
     /// Every check, in the order they are reported.
-    pub const ALL: [Check; 12] = [
-        Check::ConsoleUserWithoutMfa,
-        Check::UserWithoutMfa,
-        Check::RootWithoutMfa,
-        Check::RootAccessKey,
-        Check::RootUsedRecently,
-        Check::AccessKeyNotRotated,
-        Check::UnusedAccessKey,
-        Check::UnusedPassword,
-        Check::TwoActiveAccessKeys,
-        Check::AccessKeyAtSetup,
-        Check::PasswordNotRotated,
-        Check::InactiveUser,
-    ];
+    pub const ALL: &'static [Check] = Self::VARIANTS;
 
     /// The `check` label value.
     pub fn name(self) -> &'static str {
-        match self {
-            Check::ConsoleUserWithoutMfa => "console_user_without_mfa",
-            Check::UserWithoutMfa => "user_without_mfa",
-            Check::RootWithoutMfa => "root_without_mfa",
-            Check::RootAccessKey => "root_access_key",
-            Check::RootUsedRecently => "root_used_recently",
-            Check::AccessKeyNotRotated => "access_key_not_rotated",
-            Check::UnusedAccessKey => "unused_access_key",
-            Check::UnusedPassword => "unused_password",
-            Check::TwoActiveAccessKeys => "two_active_access_keys",
-            Check::AccessKeyAtSetup => "access_key_at_setup",
-            Check::PasswordNotRotated => "password_not_rotated",
-            Check::InactiveUser => "inactive_user",
-        }
+        self.into()
     }
 
     /// The CIS AWS Foundations Benchmark recommendation and Security Hub control this check
@@ -114,7 +92,7 @@ impl Check {
 
     /// Looks a check up by its label value.
     pub fn from_name(name: &str) -> Option<Check> {
-        Check::ALL.into_iter().find(|c| c.name() == name)
+        Check::ALL.iter().copied().find(|c| c.name() == name)
     }
 
     fn index(self) -> usize {
@@ -125,8 +103,11 @@ impl Check {
 /// An account-level check, judged from the live password policy (GetAccountPasswordPolicy),
 /// not from the report. Exported in `aws_iam_check_failures{check}` as 1 (fails) or 0 per
 /// account, only where live facts are read (AWS sources; never in file mode).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, IntoStaticStr, VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum AccountCheck {
     /// The account has no IAM password policy.
     PasswordPolicyMissing,
@@ -144,19 +125,11 @@ pub const CIS_PASSWORD_REUSE_PREVENTION: u32 = 24;
 
 impl AccountCheck {
     /// Every account check, in the order they are reported.
-    pub const ALL: [AccountCheck; 3] = [
-        AccountCheck::PasswordPolicyMissing,
-        AccountCheck::PasswordPolicyWeakLength,
-        AccountCheck::PasswordPolicyWeakReuse,
-    ];
+    pub const ALL: &'static [AccountCheck] = Self::VARIANTS;
 
     /// The `check` label value.
     pub fn name(self) -> &'static str {
-        match self {
-            AccountCheck::PasswordPolicyMissing => "password_policy_missing",
-            AccountCheck::PasswordPolicyWeakLength => "password_policy_weak_length",
-            AccountCheck::PasswordPolicyWeakReuse => "password_policy_weak_reuse",
-        }
+        self.into()
     }
 
     /// The CIS recommendation and Security Hub control the check matches.
@@ -236,7 +209,7 @@ pub struct Assessment {
     /// Every finding, grouped by row in report order.
     pub findings: Vec<Finding>,
     /// Failures per check, indexed like [`Check::ALL`].
-    counts: [u64; 12],
+    counts: [u64; Check::VARIANTS.len()],
 }
 
 impl Assessment {
@@ -487,14 +460,14 @@ mod tests {
     fn a_healthy_account_is_clean() {
         let a = judged(vec![root(), user("alice")]);
         assert!(a.is_clean(), "{:?}", a.findings);
-        for c in Check::ALL {
+        for &c in Check::ALL {
             assert_eq!(a.count(c), 0);
         }
     }
 
     #[test]
     fn check_names_round_trip_and_are_unique() {
-        for c in Check::ALL {
+        for &c in Check::ALL {
             assert_eq!(Check::from_name(c.name()), Some(c));
             assert_eq!(
                 serde_json::to_string(&c).unwrap(),

@@ -6,7 +6,7 @@
 //! Certificates are not reloaded here: [`crate::web_config`] rebuilds the whole configuration
 //! when a file changes, and each new connection takes the configuration then in force.
 
-use crate::web_config::{SettingError, TlsFile};
+use super::setting::SettingError;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{aws_lc_rs, CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
@@ -17,8 +17,53 @@ use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
     SignatureScheme, SupportedCipherSuite, SupportedProtocolVersion,
 };
-use std::path::Path;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// `tls_server_config`, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsFile {
+    pub(crate) cert: Option<String>,
+    pub(crate) key: Option<String>,
+    pub(crate) client_ca: Option<String>,
+    pub(crate) cert_file: Option<String>,
+    pub(crate) key_file: Option<String>,
+    pub(crate) client_auth_type: Option<String>,
+    pub(crate) client_ca_file: Option<String>,
+    pub(crate) client_allowed_sans: Option<Vec<String>>,
+    pub(crate) min_version: Option<String>,
+    pub(crate) max_version: Option<String>,
+    pub(crate) cipher_suites: Option<Vec<String>>,
+    pub(crate) prefer_server_cipher_suites: Option<bool>,
+    pub(crate) curve_preferences: Option<Vec<String>>,
+}
+
+impl TlsFile {
+    /// Whether any TLS setting is present (exporter-toolkit's rule: then TLS is on and a
+    /// certificate and key are required).
+    pub(super) fn enabled(&self) -> bool {
+        let set = |s: &Option<String>| s.as_deref().is_some_and(|v| !v.is_empty());
+        set(&self.cert)
+            || set(&self.key)
+            || set(&self.cert_file)
+            || set(&self.key_file)
+            || set(&self.client_ca)
+            || set(&self.client_ca_file)
+            || set(&self.client_auth_type)
+    }
+
+    /// The files it names, relative paths resolved against `dir`.
+    pub(super) fn files(&self, dir: &Path) -> Vec<PathBuf> {
+        [&self.cert_file, &self.key_file, &self.client_ca_file]
+            .into_iter()
+            .flatten()
+            .filter(|p| !p.is_empty())
+            .map(|p| dir.join(p))
+            .collect()
+    }
+}
 
 /// The crypto provider used for serving (and by the tests' clients).
 pub fn provider() -> CryptoProvider {

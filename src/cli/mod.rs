@@ -3,22 +3,20 @@
 //! `IAM_CREDENTIALS_EXPORTER_A_B_C`. Raw flags are turned into validated settings here;
 //! nothing else parses strings from the user.
 
-use crate::aws::AwsSettings;
-use crate::checks::Thresholds;
-use crate::config::{Settings, Shard};
-use crate::metrics::RenderOptions;
+pub mod check;
+
+use crate::config::duration::{self, DurationError};
+use crate::config::{Settings, Shard, SETTINGS};
 use clap::builder::TypedValueParser;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use iam_credential_report::expose::RenderOptions;
+use iam_credential_report::judge::Thresholds;
 use regex::Regex;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// The default port, chosen outside the 9100-9999 range the Prometheus wiki has fully
-/// allocated to other exporters.
-pub const DEFAULT_PORT: u16 = 10461;
 
 const ABOUT: &str = "Prometheus exporter for the AWS IAM credential report";
 
@@ -74,26 +72,11 @@ pub struct Cli {
     #[command(flatten)]
     pub log: LogArgs,
 
-    /// The config file keys ([`crate::config::SETTING_KEYS`]) whose flag was given explicitly,
+    /// The config file keys ([`crate::config::SETTINGS`]) whose flag was given explicitly,
     /// on the command line or in the environment: those flags win over the file.
     #[arg(skip)]
     pub explicit: BTreeSet<String>,
 }
-
-/// Flag ids (clap's, the field names) of the settings a config file can also set, with their
-/// config keys.
-const FLAG_KEYS: [(&str, &str); 10] = [
-    ("refresh_interval", "refresh.interval"),
-    ("refresh_concurrency", "refresh.concurrency"),
-    ("access_key_max_age", "thresholds.access_key_max_age"),
-    ("unused_credentials", "thresholds.unused_credentials"),
-    ("password_max_age", "thresholds.password_max_age"),
-    ("inactive_user", "thresholds.inactive_user"),
-    ("root_recent_use", "thresholds.root_recent_use"),
-    ("per_user", "per_user_metrics"),
-    ("shard_index", "shard"),
-    ("shard_count", "shard"),
-];
 
 impl Cli {
     /// Parses `args` (the program name first), noting which settings were given explicitly.
@@ -104,15 +87,16 @@ impl Cli {
     {
         let matches = Cli::command().try_get_matches_from(args)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
-        cli.explicit = FLAG_KEYS
+        let given = |id: &&str| {
+            matches!(
+                matches.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        cli.explicit = SETTINGS
             .iter()
-            .filter(|(id, _)| {
-                matches!(
-                    matches.value_source(id),
-                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-                )
-            })
-            .map(|(_, key)| (*key).to_owned())
+            .filter(|s| s.flags.iter().any(given))
+            .map(|s| s.key.to_owned())
             .collect();
         Ok(cli)
     }
@@ -350,16 +334,6 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// How AWS calls are bounded and retried.
-    pub fn aws_settings(&self) -> AwsSettings {
-        AwsSettings {
-            call_timeout: self.aws_call_timeout,
-            max_attempts: self.aws_max_attempts,
-            round_timeout: self.refresh_timeout,
-            ..AwsSettings::default()
-        }
-    }
-
     /// Which per-user series to render.
     pub fn render_options(&self) -> RenderOptions {
         RenderOptions {
@@ -486,26 +460,29 @@ pub struct CheckArgs {
     pub at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-fn positive_duration(s: &str) -> Result<Duration, String> {
-    let d =
-        humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 90d, 15m, 1h30m)"))?;
-    if d.is_zero() {
-        return Err("must be greater than zero".to_owned());
-    }
-    Ok(d)
+fn positive_duration(s: &str) -> Result<Duration, DurationError> {
+    duration::parse_positive(s)
 }
 
-fn telemetry_path(s: &str) -> Result<String, String> {
+/// A telemetry path that cannot be served.
+#[derive(Debug, thiserror::Error)]
+#[error("must start with / and not be / or under /-/")]
+pub struct TelemetryPathError;
+
+fn telemetry_path(s: &str) -> Result<String, TelemetryPathError> {
     if !s.starts_with('/') || s.len() < 2 || s.starts_with("/-/") {
-        return Err("must start with / and not be / or under /-/".to_owned());
+        return Err(TelemetryPathError);
     }
     Ok(s.to_owned())
 }
 
-fn rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|e| format!("{e} (expected e.g. 2026-01-31T00:00:00Z)"))
+/// A time that is not RFC 3339.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} (expected e.g. 2026-01-31T00:00:00Z)")]
+pub struct TimeError(#[from] chrono::ParseError);
+
+fn rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, TimeError> {
+    Ok(chrono::DateTime::parse_from_rfc3339(s)?.with_timezone(&chrono::Utc))
 }
 
 /// Turns `--web.listen-address` into something to bind: `:PORT` means every interface.
@@ -535,7 +512,6 @@ mod tests {
         assert_eq!(cli.serve.listen_address, ":10461");
         assert_eq!(cli.serve.telemetry_path, "/metrics");
         assert_eq!(cli.serve.refresh_interval, Duration::from_secs(900));
-        assert_eq!(cli.serve.aws_settings(), AwsSettings::default());
         assert_eq!(cli.serve.aws_region, None);
         assert!(cli.serve.per_user);
         assert_eq!(cli.thresholds.thresholds(), Thresholds::default());

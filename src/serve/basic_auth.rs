@@ -13,7 +13,7 @@
 //!
 //! Nothing here logs a user name or a password.
 
-use crate::web_config::SettingError;
+use super::setting::SettingError;
 use base64::Engine;
 use http::HeaderValue;
 use sha2::{Digest, Sha256};

@@ -1,7 +1,8 @@
 //! The HTTP server: landing page, telemetry path, health and readiness, over plain HTTP or
-//! TLS, with basic authentication, as the web configuration ([`crate::web_config`]) says.
+//! TLS, with basic authentication, as the web configuration ([`web_config`]) says. Routes are in [`routes`];
+//! the accept loop and the connection table here.
 //!
-//! It only reads what the hub last published. Tests start it on `127.0.0.1:0` through the
+//! It only reads what the state last published. Tests start it on `127.0.0.1:0` through the
 //! real binary.
 //!
 //! Hostile clients are bounded, each in one place:
@@ -23,17 +24,18 @@
 //! everything else. Responses never carry error details: those go to the log at debug level,
 //! with the peer address and never a credential or header value.
 
-use crate::basic_auth::Outcome;
-use crate::fleet::ReloadHandle;
-use crate::hub::{Hub, Published};
-use crate::web_config::{WebConfig, WebState};
-use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::{Body, Incoming};
+pub mod basic_auth;
+pub mod landing;
+pub mod routes;
+mod setting;
+pub mod tls;
+pub mod web_config;
+
+use crate::state::Store;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use routes::respond;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -48,6 +50,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
+use web_config::WebState;
 
 /// The Prometheus text exposition format's content type.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -77,7 +80,26 @@ pub struct ServerSettings {
     /// TLS, authentication and headers, reloadable.
     pub web: Arc<WebState>,
     /// What `POST /-/reload` reloads; without it, the route does not exist.
-    pub reload: Option<ReloadHandle>,
+    pub reload: Option<Arc<dyn Reload>>,
+}
+
+/// A boxed future, so [`Reload`] can be held as a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a reload was refused, as the reloader words it (it names the file and the key).
+pub type ReloadError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What `POST /-/reload` asks for: re-read the configuration and say whether it was applied.
+/// The daemon hands an implementation in, so the server never reaches into collection.
+pub trait Reload: Send + Sync + 'static {
+    /// Reloads, and resolves once the outcome is known.
+    fn reload(&self) -> BoxFuture<'_, Result<(), ReloadError>>;
+}
+
+impl std::fmt::Debug for dyn Reload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reload")
+    }
 }
 
 impl Default for ServerSettings {
@@ -318,7 +340,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
 
 /// What every connection task shares.
 struct Shared {
-    hub: Arc<Hub>,
+    store: Arc<Store>,
     settings: ServerSettings,
     http: hyper::server::conn::http1::Builder,
 }
@@ -327,7 +349,7 @@ struct Shared {
 /// (up to the grace period).
 pub async fn serve(
     listener: TcpListener,
-    hub: Arc<Hub>,
+    store: Arc<Store>,
     settings: ServerSettings,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
@@ -341,7 +363,7 @@ pub async fn serve(
         .keep_alive(true);
     let grace = settings.shutdown_grace;
     let shared = Arc::new(Shared {
-        hub,
+        store,
         settings,
         http,
     });
@@ -468,193 +490,9 @@ where
     }
 }
 
-/// Applies the web configuration (rate limit, authentication, headers) around [`handle`].
-async fn respond(
-    req: Request<Incoming>,
-    shared: &Shared,
-    peer: SocketAddr,
-    nth: u32,
-) -> Response<Full<Bytes>> {
-    let config: Arc<WebConfig> = shared.settings.web.current();
-    let probe = matches!(req.uri().path(), "/-/healthy" | "/-/ready");
-    let mut response = if probe {
-        handle(&req, &shared.hub.published(), &shared.settings, peer)
-    } else if config.rate_limit.as_ref().is_some_and(|r| !r.allow()) {
-        text(StatusCode::TOO_MANY_REQUESTS, "Too many requests\n")
-    } else {
-        let refused = match &config.auth {
-            Some(auth) => {
-                auth.check(req.headers().get(header::AUTHORIZATION)).await == Outcome::Refused
-            }
-            None => false,
-        };
-        if refused {
-            tracing::debug!(%peer, "Basic authentication failed");
-            unauthorized()
-        } else if req.uri().path() == "/-/reload" && shared.settings.reload.is_some() {
-            reload(&req, shared.settings.reload.as_ref()).await
-        } else {
-            handle(&req, &shared.hub.published(), &shared.settings, peer)
-        }
-    };
-    let headers = response.headers_mut();
-    for (name, value) in &config.headers {
-        headers.insert(name, value.clone());
-    }
-    if nth >= shared.settings.max_requests_per_connection {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
-}
-
-/// `POST /-/reload` (or PUT), as in Prometheus: re-reads the config file and the web config;
-/// 200 when the config file was applied, 500 with the error (it names the bad key) when it
-/// was refused and the running configuration kept.
-async fn reload(req: &Request<Incoming>, handle: Option<&ReloadHandle>) -> Response<Full<Bytes>> {
-    let Some(handle) = handle else {
-        return text(StatusCode::NOT_FOUND, "Not found\n");
-    };
-    if !matches!(*req.method(), Method::POST | Method::PUT) {
-        return method_not_allowed("POST, PUT");
-    }
-    match handle.reload().await {
-        Ok(()) => text(StatusCode::OK, "Reloaded\n"),
-        Err(e) => {
-            let mut r = Response::new(Full::new(Bytes::from(format!(
-                "failed to reload config: {e}\n"
-            ))));
-            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            r
-        }
-    }
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
-fn unauthorized() -> Response<Full<Bytes>> {
-    let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"iam-credentials-exporter\""),
-    );
-    r
-}
-
-fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
-    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
-    r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    r
-}
-
-/// Whether the client accepts gzip (`Accept-Encoding`, honouring `q=0`).
-pub fn accepts_gzip(accept_encoding: Option<&HeaderValue>) -> bool {
-    let Some(value) = accept_encoding.and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    value.split(',').any(|item| {
-        let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or("").trim();
-        let refused = parts.any(|p| {
-            let p = p.trim();
-            p.strip_prefix("q=")
-                .and_then(|q| q.trim().parse::<f32>().ok())
-                .is_some_and(|q| q <= 0.0)
-        });
-        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-    })
-}
-
-fn handle(
-    req: &Request<Incoming>,
-    published: &Published,
-    settings: &ServerSettings,
-    peer: SocketAddr,
-) -> Response<Full<Bytes>> {
-    let path = req.uri().path();
-    let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
-    // Nothing here takes a body; refuse one rather than read it.
-    let has_body =
-        req.body().size_hint().lower() > 0 || req.headers().contains_key(header::TRANSFER_ENCODING);
-    tracing::trace!(%peer, method = %req.method(), path, "Request");
-
-    let known = path == settings.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready");
-    if !known {
-        return text(StatusCode::NOT_FOUND, "Not found\n");
-    }
-    if !read_only {
-        return method_not_allowed("GET, HEAD");
-    }
-    if has_body {
-        return text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Request bodies are not accepted\n",
-        );
-    }
-
-    if path == settings.telemetry_path {
-        let gzip = accepts_gzip(req.headers().get(header::ACCEPT_ENCODING));
-        let body = if gzip {
-            published.metrics_gzip.clone()
-        } else {
-            published.metrics.clone()
-        };
-        let mut r = Response::new(Full::new(body));
-        let h = r.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(METRICS_CONTENT_TYPE),
-        );
-        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-        if gzip {
-            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        }
-        return r;
-    }
-    match path {
-        "/-/healthy" => text(StatusCode::OK, "Healthy\n"),
-        "/-/ready" if published.ready => text(StatusCode::OK, "Ready\n"),
-        "/-/ready" => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Not ready: no credential report has been judged yet\n",
-        ),
-        _ => {
-            let mut r = Response::new(Full::new(published.landing.clone()));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            r
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gzip_negotiation() {
-        let v = |s: &'static str| Some(HeaderValue::from_static(s));
-        assert!(accepts_gzip(v("gzip").as_ref()));
-        assert!(accepts_gzip(v("deflate, GZIP;q=0.5").as_ref()));
-        assert!(accepts_gzip(v("*").as_ref()));
-        assert!(!accepts_gzip(v("gzip;q=0").as_ref()));
-        assert!(!accepts_gzip(v("identity").as_ref()));
-        assert!(!accepts_gzip(None));
-    }
 
     #[test]
     fn a_full_table_closes_the_quietest_connection() {

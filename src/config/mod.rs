@@ -12,8 +12,12 @@
 //! malformed values; every key is checked (`deny_unknown_fields`), so a typo is an error rather
 //! than a silently ignored setting.
 
-use crate::checks::Thresholds;
-use crate::report::{parse_iam_arn, IamArn};
+pub mod duration;
+pub mod settings;
+
+pub use settings::{Setting, Settings, SETTINGS};
+
+use iam_credential_report::arn::{is_account_id, is_iam_name_char, role_account};
 use regex::Regex;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -46,6 +50,9 @@ pub enum ConfigError {
         /// What is wrong, naming the key.
         error: InvalidConfig,
     },
+    /// The flags and the file together give a shard that cannot be.
+    #[error("--shard.index/--shard.count (or shard in the config file): {0}")]
+    Shard(#[from] ShardError),
 }
 
 /// What is wrong with a configuration: `key: message`.
@@ -57,6 +64,15 @@ impl InvalidConfig {
     fn at(key: &str, message: impl std::fmt::Display) -> InvalidConfig {
         InvalidConfig(format!("{key}: {message}"))
     }
+}
+
+/// A shard that cannot be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ShardError {
+    #[error("count must be at least 1")]
+    NoShards,
+    #[error("index {index} is not below count {count} (shards are numbered from 0)")]
+    IndexOutOfRange { index: u32, count: u32 },
 }
 
 /// Which part of the accounts this replica watches: those whose id hashes to `index` modulo
@@ -78,15 +94,15 @@ impl Default for Shard {
 
 impl Shard {
     /// Checks that `index` is below `count` and `count` is at least 1.
-    pub fn validate(self) -> Result<Shard, String> {
+    pub fn validate(self) -> Result<Shard, ShardError> {
         if self.count == 0 {
-            return Err("count must be at least 1".to_owned());
+            return Err(ShardError::NoShards);
         }
         if self.index >= self.count {
-            return Err(format!(
-                "index {} is not below count {} (shards are numbered from 0)",
-                self.index, self.count
-            ));
+            return Err(ShardError::IndexOutOfRange {
+                index: self.index,
+                count: self.count,
+            });
         }
         Ok(self)
     }
@@ -272,7 +288,7 @@ struct RawOrganization {
     exclude_names: Vec<Pattern>,
 }
 
-/// A humantime duration, greater than zero. Checked inside the scalar's visitor, so that
+/// A duration ([`duration`]), greater than zero. Checked inside the scalar's visitor, so that
 /// serde_yaml_ng names the key in the error.
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     struct Visitor;
@@ -282,15 +298,7 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Erro
             f.write_str("a duration such as 90d, 15m or 1h30m")
         }
         fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
-            let value = humantime::parse_duration(text).map_err(|e| {
-                E::custom(format!(
-                    "invalid duration {text:?}: {e} (expected e.g. 90d, 15m, 1h30m)"
-                ))
-            })?;
-            if value.is_zero() {
-                return Err(E::custom("the duration must be greater than zero"));
-            }
-            Ok(value)
+            duration::parse_positive(text).map_err(E::custom)
         }
     }
     d.deserialize_str(Visitor).map(Some)
@@ -360,18 +368,9 @@ impl<'de> Deserialize<'de> for Pattern {
     }
 }
 
-fn is_account_id(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Characters IAM allows in role names and session names (`[\w+=,.@-]`).
-fn iam_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)
-}
-
 fn check_session_name(key: &str, name: Option<String>) -> Result<String, InvalidConfig> {
     let name = name.unwrap_or_else(|| DEFAULT_SESSION_NAME.to_owned());
-    if !(2..=64).contains(&name.len()) || !name.chars().all(iam_name_char) {
+    if !(2..=64).contains(&name.len()) || !name.chars().all(is_iam_name_char) {
         return Err(InvalidConfig::at(
             key,
             format!("{name:?} is not a role session name (2 to 64 of A-Z a-z 0-9 _+=,.@-)"),
@@ -384,7 +383,9 @@ fn check_external_id(key: &str, id: Option<String>) -> Result<Option<String>, In
     match id {
         Some(id)
             if !(2..=1224).contains(&id.len())
-                || !id.chars().all(|c| iam_name_char(c) || c == ':' || c == '/') =>
+                || !id
+                    .chars()
+                    .all(|c| is_iam_name_char(c) || c == ':' || c == '/') =>
         {
             Err(InvalidConfig::at(
                 key,
@@ -393,25 +394,6 @@ fn check_external_id(key: &str, id: Option<String>) -> Result<Option<String>, In
         }
         id => Ok(id),
     }
-}
-
-/// Reads the account id out of an IAM role ARN, `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.
-pub fn role_account(arn: &str) -> Option<&str> {
-    let IamArn {
-        partition,
-        region: "",
-        account,
-        resource,
-    } = parse_iam_arn(arn)?
-    else {
-        return None;
-    };
-    let name = resource.strip_prefix("role/")?;
-    let name_ok = !name.is_empty()
-        && !name.starts_with('/')
-        && !name.ends_with('/')
-        && name.chars().all(|c| iam_name_char(c) || c == '/');
-    (partition.starts_with("aws") && is_account_id(account) && name_ok).then_some(account)
 }
 
 /// Parses and validates a configuration.
@@ -494,7 +476,7 @@ pub fn parse(text: &str) -> Result<Config, InvalidConfig> {
                 || name.len() > 512
                 || name.starts_with('/')
                 || name.ends_with('/')
-                || !name.chars().all(|c| iam_name_char(c) || c == '/')
+                || !name.chars().all(|c| is_iam_name_char(c) || c == '/')
             {
                 return Err(InvalidConfig::at(
                     "organization.role_name",
@@ -534,108 +516,6 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_owned(),
         error,
     })
-}
-
-/// The settings in force: flags and config file combined.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    /// Time between two refreshes of an account (and between two organization listings).
-    pub refresh_interval: Duration,
-    /// Refreshes that may run at once.
-    pub refresh_concurrency: usize,
-    /// Check thresholds.
-    pub thresholds: Thresholds,
-    /// Export per-user series.
-    pub per_user_metrics: bool,
-    /// This replica's shard.
-    pub shard: Shard,
-}
-
-/// The settings a config file can also set, by their config key. A flag given explicitly
-/// (command line or environment) is named here and wins over the file.
-pub const SETTING_KEYS: [&str; 9] = [
-    "refresh.interval",
-    "refresh.concurrency",
-    "thresholds.access_key_max_age",
-    "thresholds.unused_credentials",
-    "thresholds.password_max_age",
-    "thresholds.inactive_user",
-    "thresholds.root_recent_use",
-    "per_user_metrics",
-    "shard",
-];
-
-impl Settings {
-    /// `flags` overlaid with what `config` sets, except the settings named in `explicit`
-    /// (config keys from [`SETTING_KEYS`]), which keep the flag's value. Also returns the keys
-    /// the config sets but a flag overrode, for the log.
-    pub fn resolve(
-        flags: &Settings,
-        explicit: &BTreeSet<String>,
-        config: &Config,
-    ) -> (Settings, Vec<&'static str>) {
-        let mut overridden = Vec::new();
-        let mut pick = |key: &'static str, set: bool| -> bool {
-            let flag = explicit.contains(key);
-            if set && flag {
-                overridden.push(key);
-            }
-            set && !flag
-        };
-        let mut s = flags.clone();
-        let t = &config.thresholds;
-        macro_rules! take {
-            ($key:literal, $from:expr, $to:expr) => {
-                if let Some(v) = $from {
-                    if pick($key, true) {
-                        $to = v;
-                    }
-                }
-            };
-        }
-        take!(
-            "refresh.interval",
-            config.refresh_interval,
-            s.refresh_interval
-        );
-        take!(
-            "refresh.concurrency",
-            config.refresh_concurrency,
-            s.refresh_concurrency
-        );
-        take!(
-            "thresholds.access_key_max_age",
-            t.access_key_max_age,
-            s.thresholds.access_key_max_age
-        );
-        take!(
-            "thresholds.unused_credentials",
-            t.unused_credentials,
-            s.thresholds.unused_credentials
-        );
-        take!(
-            "thresholds.password_max_age",
-            t.password_max_age,
-            s.thresholds.password_max_age
-        );
-        take!(
-            "thresholds.inactive_user",
-            t.inactive_user,
-            s.thresholds.inactive_user
-        );
-        take!(
-            "thresholds.root_recent_use",
-            t.root_recent_use,
-            s.thresholds.root_recent_use
-        );
-        take!(
-            "per_user_metrics",
-            config.per_user_metrics,
-            s.per_user_metrics
-        );
-        take!("shard", config.shard, s.shard);
-        (s, overridden)
-    }
 }
 
 /// An account an organization lists (ACTIVE ones only).
@@ -843,28 +723,6 @@ shard: { index: 1, count: 3 }
     }
 
     #[test]
-    fn role_arns() {
-        assert_eq!(
-            role_account("arn:aws:iam::111111111111:role/a"),
-            Some("111111111111")
-        );
-        assert_eq!(
-            role_account("arn:aws-us-gov:iam::111111111111:role/p/a"),
-            Some("111111111111")
-        );
-        for bad in [
-            "arn:aws:iam::111111111111:user/a",
-            "arn:aws:iam::11111111111:role/a",
-            "arn:aws:sts::111111111111:role/a",
-            "arn:aws:iam::111111111111:role/",
-            "arn:aws:iam:eu-west-1:111111111111:role/a",
-            "role/a",
-        ] {
-            assert_eq!(role_account(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
     fn fnv1a_is_the_published_function() {
         // Test vectors from the FNV reference (draft-eastlake-fnv).
         assert_eq!(fnv1a(b""), 0xcbf29ce484222325);
@@ -961,26 +819,6 @@ shard: { index: 1, count: 3 }
             [Watch::Own { name: None }]
         );
         assert_eq!(plan(&c, &[], Shard { index: 1, count: 2 }, "aws"), []);
-    }
-
-    #[test]
-    fn explicit_flags_win_over_the_file() {
-        let flags = Settings {
-            refresh_interval: Duration::from_secs(900),
-            refresh_concurrency: 8,
-            thresholds: Thresholds::default(),
-            per_user_metrics: true,
-            shard: Shard::default(),
-        };
-        let c = parse("refresh: { interval: 1m, concurrency: 2 }\nper_user_metrics: false\nshard: { index: 1, count: 2 }").unwrap();
-        let explicit: BTreeSet<String> =
-            ["refresh.concurrency".to_owned(), "shard".to_owned()].into();
-        let (s, overridden) = Settings::resolve(&flags, &explicit, &c);
-        assert_eq!(s.refresh_interval, Duration::from_secs(60));
-        assert_eq!(s.refresh_concurrency, 8);
-        assert!(!s.per_user_metrics);
-        assert_eq!(s.shard, Shard::default());
-        assert_eq!(overridden, ["refresh.concurrency", "shard"]);
     }
 
     #[test]

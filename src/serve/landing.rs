@@ -1,7 +1,7 @@
 //! The landing page at `/`: what this is, each account's state, and links. It shows failure
 //! reasons, never error messages (those can carry paths and ARNs; they go to the log).
 
-use crate::hub::AccountState;
+use crate::state::AccountState;
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
 
@@ -37,7 +37,7 @@ fn ago(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
 }
 
 /// Renders the landing page.
-pub fn render(accounts: &[&AccountState], telemetry_path: &str, now: DateTime<Utc>) -> String {
+pub fn render(accounts: &[AccountState], telemetry_path: &str, now: DateTime<Utc>) -> String {
     let mut rows = String::new();
     for a in accounts {
         let outcome = match (&a.stats.last_ok, &a.last_error) {
@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn names_are_escaped() {
         let a = AccountState::new("k".into(), Some("1".into()), Some("<script>".into()));
-        let html = render(&[&a], "/metrics", Utc::now());
+        let html = render(&[a], "/metrics", Utc::now());
         assert!(html.contains("&lt;script&gt;"));
         assert!(!html.contains("<script>"));
         assert!(html.contains("pending"));

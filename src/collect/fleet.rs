@@ -10,13 +10,14 @@
 //!
 //! What to read is decided by [`config::plan`], which is pure; this module does the I/O.
 
-use crate::aws::{self, AwsEnv, AwsSettings, OrganizationLister};
-use crate::config::{self, Config, OrgAccount, Settings, Watch};
-use crate::hub::{AccountState, Hub, JudgeSettings};
-use crate::metrics::{self, ExporterStats, RenderOptions};
-use crate::refresh::{self, Pacing};
-use crate::source::{FileSource, ReportSource};
+use crate::collect::aws::{self, AwsEnv, AwsSettings, OrganizationLister};
+use crate::collect::file::FileSource;
+use crate::collect::refresh::{self, Pacing};
+use crate::collect::ReportSource;
+use crate::config::{self, Config, ConfigError, OrgAccount, Settings, Watch};
+use crate::state::{AccountState, JudgeSettings, Store};
 use chrono::Utc;
+use iam_credential_report::expose::{self, ExporterStats, RenderOptions};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,12 +43,21 @@ pub struct FleetOptions {
     pub aws_settings: AwsSettings,
     /// Where and as whom to call AWS.
     pub connect: aws::Connect,
-    /// `--web.telemetry-path`, for the landing page.
-    pub telemetry_path: String,
+}
+
+/// Why a reload was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The config file was refused; the running configuration stays in force.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The exporter is stopping and no longer reloads.
+    #[error("the exporter is shutting down")]
+    ShuttingDown,
 }
 
 /// A request to re-read the configuration; the answer says whether it was applied.
-pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+pub type ReloadRequest = oneshot::Sender<Result<(), ReloadError>>;
 
 /// How the server and the signal handler ask for a reload: of the config file (through the
 /// supervisor, which answers) and of the web configuration (its reloader is woken).
@@ -64,15 +74,14 @@ impl ReloadHandle {
     }
 
     /// Reloads both and waits for the config file's outcome.
-    pub async fn reload(&self) -> Result<(), String> {
+    pub async fn reload(&self) -> Result<(), ReloadError> {
         self.web.notify_one();
         let (tx, rx) = oneshot::channel();
         self.requests
             .send(tx)
             .await
-            .map_err(|_| "the exporter is shutting down".to_owned())?;
-        rx.await
-            .map_err(|_| "the exporter is shutting down".to_owned())?
+            .map_err(|_| ReloadError::ShuttingDown)?;
+        rx.await.map_err(|_| ReloadError::ShuttingDown)?
     }
 }
 
@@ -83,7 +92,7 @@ struct Running {
 
 /// The set of accounts being read. See the module documentation.
 pub struct Fleet {
-    hub: Arc<Hub>,
+    store: Arc<Store>,
     options: FleetOptions,
     config: Config,
     settings: Settings,
@@ -94,6 +103,8 @@ pub struct Fleet {
     shutdown: CancellationToken,
     /// The last good organization listing.
     discovered: Vec<OrgAccount>,
+    /// Lists the organization; kept, so that its retries add up across listings.
+    lister: Option<OrganizationLister>,
     stats: ExporterStats,
 }
 
@@ -108,35 +119,27 @@ fn judge_settings(settings: &Settings, render: &RenderOptions) -> JudgeSettings 
 }
 
 /// Combines the flags with the config file and checks the result.
-fn resolve(options: &FleetOptions, config: &Config) -> Result<Settings, String> {
-    let (settings, overridden) = Settings::resolve(&options.flags, &options.explicit, config);
+fn resolve(options: &FleetOptions, config: &Config) -> Result<Settings, ConfigError> {
+    let (settings, overridden) = Settings::resolve(&options.flags, &options.explicit, config)?;
     if !overridden.is_empty() {
         tracing::info!(
             keys = overridden.join(","),
             "Flags given on the command line or in the environment override these config file keys"
         );
     }
-    settings
-        .shard
-        .validate()
-        .map_err(|e| format!("--shard.index/--shard.count (or shard in the config file): {e}"))?;
     Ok(settings)
 }
 
 impl Fleet {
-    /// Loads the config file (a bad one fails start-up) and sets up the hub, without
+    /// Loads the config file (a bad one fails start-up) and sets up the store, without
     /// starting anything.
     pub fn new(options: FleetOptions, shutdown: CancellationToken) -> anyhow::Result<Fleet> {
         let config = match &options.config_file {
             Some(path) => config::load(path)?,
             None => Config::default(),
         };
-        let settings = resolve(&options, &config).map_err(anyhow::Error::msg)?;
-        let hub = Hub::new(
-            judge_settings(&settings, &options.render),
-            Vec::new(),
-            &options.telemetry_path,
-        );
+        let settings = resolve(&options, &config)?;
+        let store = Store::new(judge_settings(&settings, &options.render), Vec::new());
         let stats = ExporterStats {
             config_reload: options
                 .config_file
@@ -146,7 +149,7 @@ impl Fleet {
             ..ExporterStats::default()
         };
         Ok(Fleet {
-            hub,
+            store,
             limit: Arc::new(Semaphore::new(settings.refresh_concurrency)),
             options,
             config,
@@ -156,13 +159,14 @@ impl Fleet {
             loops: JoinSet::new(),
             shutdown,
             discovered: Vec::new(),
+            lister: None,
             stats,
         })
     }
 
     /// The shared state the server reads.
-    pub fn hub(&self) -> Arc<Hub> {
-        self.hub.clone()
+    pub fn store(&self) -> Arc<Store> {
+        self.store.clone()
     }
 
     /// The settings in force.
@@ -239,7 +243,7 @@ impl Fleet {
             .collect();
         for key in &gone {
             self.stop(key);
-            self.hub.remove(key);
+            self.store.remove(key);
         }
         let mut added = 0;
         for watch in planned {
@@ -248,14 +252,14 @@ impl Fleet {
                 (Watch::Role { role: a, .. }, Watch::Role { role: b, .. }) => a == b,
                 (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
             });
-            self.hub.insert(AccountState::new(
+            self.store.insert(AccountState::new(
                 key.clone(),
                 watch.account_id().map(str::to_owned),
                 watch.name().map(str::to_owned),
             ));
             match same_source {
                 Some(true) => {
-                    // Only the display name may have changed: the hub has it.
+                    // Only the display name may have changed: the store has it.
                     if let Some(r) = self.running.get_mut(&key) {
                         r.watch = watch;
                     }
@@ -267,7 +271,7 @@ impl Fleet {
             let source = self.source(&watch).await;
             let stop = self.shutdown.child_token();
             self.loops.spawn(refresh::run(
-                self.hub.clone(),
+                self.store.clone(),
                 key.clone(),
                 source,
                 Pacing {
@@ -294,8 +298,8 @@ impl Fleet {
     }
 
     fn publish_stats(&self) {
-        self.hub
-            .set_exporter_series(metrics::render_exporter_stats(&self.stats));
+        self.store
+            .set_exporter_series(expose::render_exporter_stats(&self.stats));
     }
 
     /// Lists the organization and applies the result; a failed listing keeps the last good
@@ -304,8 +308,11 @@ impl Fleet {
         if self.config.organization.is_none() {
             return;
         }
-        let env = self.aws().await;
-        let lister = OrganizationLister::new(&env, self.options.aws_settings);
+        if self.lister.is_none() {
+            let env = self.aws().await;
+            self.lister = Some(OrganizationLister::new(&env, self.options.aws_settings));
+        }
+        let lister = self.lister.as_ref().expect("the lister was just made");
         let last = self.stats.discovery.and_then(|(_, n)| n);
         match lister.active_accounts().await {
             Ok(accounts) => {
@@ -332,15 +339,13 @@ impl Fleet {
     /// Re-reads the config file. A bad one is refused (logged, counted in the reload metric)
     /// and the running configuration kept. Returns whether the organization settings changed
     /// (then the caller lists the organization again).
-    pub async fn reload(&mut self) -> Result<bool, String> {
+    pub async fn reload(&mut self) -> Result<bool, ConfigError> {
         let Some(path) = self.options.config_file.clone() else {
             tracing::info!("Reload: no --config.file to re-read");
             return Ok(false);
         };
         let last_ok = self.stats.config_reload.and_then(|(_, t)| t);
-        let loaded = config::load(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|c| resolve(&self.options, &c).map(|s| (c, s)));
+        let loaded = config::load(&path).and_then(|c| resolve(&self.options, &c).map(|s| (c, s)));
         let (config, settings) = match loaded {
             Ok(v) => v,
             Err(e) => {
@@ -353,7 +358,7 @@ impl Fleet {
         let judge_changed = settings.thresholds != self.settings.thresholds
             || settings.per_user_metrics != self.settings.per_user_metrics;
         if judge_changed {
-            self.hub
+            self.store
                 .set_judge_settings(judge_settings(&settings, &self.options.render));
         }
         let pacing_changed = settings.refresh_interval != self.settings.refresh_interval
@@ -400,14 +405,14 @@ impl Fleet {
                     let outcome = self.reload().await;
                     // Whoever asked is told the outcome once it is served, not at the
                     // publisher's next coalesced turn.
-                    let hub = self.hub.clone();
-                    if let Err(e) = tokio::task::spawn_blocking(move || hub.publish()).await {
+                    let store = self.store.clone();
+                    if let Err(e) = tokio::task::spawn_blocking(move || store.publish()).await {
                         tracing::error!(error = %e, "Rendering the metrics failed");
                     }
-                    if outcome == Ok(true) {
+                    if matches!(outcome, Ok(true)) {
                         next_discovery = Instant::now();
                     }
-                    let _ = reply.send(outcome.map(|_| ()));
+                    let _ = reply.send(outcome.map(|_| ()).map_err(ReloadError::from));
                 }
                 _ = tokio::time::sleep_until(next_discovery), if discovering => {
                     tokio::select! {

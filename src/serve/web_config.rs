@@ -13,7 +13,10 @@
 //! Where this stops: the TLS details are in [`crate::tls`], password checks in
 //! [`crate::basic_auth`]; serving is [`crate::server`].
 
-use crate::basic_auth::BasicAuth;
+use super::basic_auth::BasicAuth;
+use super::setting::SettingError;
+use super::tls::{self, TlsFile};
+use crate::config::duration;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -54,74 +57,6 @@ pub enum WebConfigError {
     },
 }
 
-/// A problem with one setting, before the file's path is attached.
-#[derive(Debug)]
-pub(crate) struct SettingError {
-    pub(crate) key: String,
-    pub(crate) message: String,
-}
-
-impl SettingError {
-    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        SettingError {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-
-    fn in_file(self, path: &Path) -> WebConfigError {
-        WebConfigError::Invalid {
-            path: path.to_owned(),
-            key: self.key,
-            message: self.message,
-        }
-    }
-}
-
-/// `tls_server_config`, as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TlsFile {
-    pub(crate) cert: Option<String>,
-    pub(crate) key: Option<String>,
-    pub(crate) client_ca: Option<String>,
-    pub(crate) cert_file: Option<String>,
-    pub(crate) key_file: Option<String>,
-    pub(crate) client_auth_type: Option<String>,
-    pub(crate) client_ca_file: Option<String>,
-    pub(crate) client_allowed_sans: Option<Vec<String>>,
-    pub(crate) min_version: Option<String>,
-    pub(crate) max_version: Option<String>,
-    pub(crate) cipher_suites: Option<Vec<String>>,
-    pub(crate) prefer_server_cipher_suites: Option<bool>,
-    pub(crate) curve_preferences: Option<Vec<String>>,
-}
-
-impl TlsFile {
-    /// Whether any TLS setting is present (exporter-toolkit's rule: then TLS is on and a
-    /// certificate and key are required).
-    fn enabled(&self) -> bool {
-        let set = |s: &Option<String>| s.as_deref().is_some_and(|v| !v.is_empty());
-        set(&self.cert)
-            || set(&self.key)
-            || set(&self.cert_file)
-            || set(&self.key_file)
-            || set(&self.client_ca)
-            || set(&self.client_ca_file)
-            || set(&self.client_auth_type)
-    }
-
-    /// The files it names, relative paths resolved against `dir`.
-    fn files(&self, dir: &Path) -> Vec<PathBuf> {
-        [&self.cert_file, &self.key_file, &self.client_ca_file]
-            .into_iter()
-            .flatten()
-            .filter(|p| !p.is_empty())
-            .map(|p| dir.join(p))
-            .collect()
-    }
-}
-
 /// `http_server_config`, as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,6 +65,15 @@ struct HttpFile {
     #[allow(dead_code)]
     http2: Option<bool>,
     headers: Option<BTreeMap<String, String>>,
+}
+
+/// Words a setting's problem with the file it is in.
+fn in_file(e: SettingError, path: &Path) -> WebConfigError {
+    WebConfigError::Invalid {
+        path: path.to_owned(),
+        key: e.key,
+        message: e.message,
+    }
 }
 
 /// A duration written as a Go duration string (`1s`, `500ms`) or a number of nanoseconds.
@@ -228,12 +172,10 @@ impl std::fmt::Debug for WebConfig {
     }
 }
 
-fn parse_go_duration(d: &GoDuration) -> Result<Duration, String> {
+fn parse_go_duration(d: &GoDuration) -> Result<Duration, duration::DurationError> {
     match d {
         GoDuration::Nanos(n) => Ok(Duration::from_nanos(*n)),
-        GoDuration::Text(s) if s.trim() == "0" => Ok(Duration::ZERO),
-        GoDuration::Text(s) => humantime::parse_duration(s.trim())
-            .map_err(|e| format!("{e} (expected e.g. 1s, 500ms, 1m)")),
+        GoDuration::Text(s) => duration::parse(s),
     }
 }
 
@@ -275,7 +217,8 @@ fn headers(written: &BTreeMap<String, String>) -> Result<HeaderMap, SettingError
 fn rate_limit(written: &RateLimitFile) -> Result<Option<RateLimiter>, SettingError> {
     let interval = match &written.interval {
         None => return Ok(None),
-        Some(d) => parse_go_duration(d).map_err(|m| SettingError::new("rate_limit.interval", m))?,
+        Some(d) => parse_go_duration(d)
+            .map_err(|e| SettingError::new("rate_limit.interval", e.to_string()))?,
     };
     if interval.is_zero() {
         return Ok(None);
@@ -320,10 +263,10 @@ impl WebConfig {
     pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
         let file = parse(path, &read(path)?)?;
         let dir = base_dir(path);
-        let in_file = |e: SettingError| e.in_file(path);
+        let in_file = |e: SettingError| in_file(e, path);
 
         let tls = match &file.tls_server_config {
-            Some(t) if t.enabled() => Some(crate::tls::server_config(t, &dir).map_err(in_file)?),
+            Some(t) if t.enabled() => Some(tls::server_config(t, &dir).map_err(in_file)?),
             _ => None,
         };
         let auth = match &file.basic_auth_users {

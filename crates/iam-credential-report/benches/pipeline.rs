@@ -3,10 +3,10 @@
 //!
 //! `cargo bench --bench pipeline`
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use iam_credentials_exporter::checks::{judge, Thresholds};
-use iam_credentials_exporter::metrics::{compose, render_report, RenderOptions};
-use iam_credentials_exporter::report::parse;
-use iam_credentials_exporter::synthetic;
+use iam_credential_report::expose::{compose, render_report, RenderOptions};
+use iam_credential_report::judge::{judge, Thresholds};
+use iam_credential_report::report::parse;
+use iam_credential_report::synthetic;
 use std::hint::black_box;
 
 const SIZES: [usize; 3] = [100, 5_000, 100_000];

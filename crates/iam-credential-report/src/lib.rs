@@ -1,0 +1,25 @@
+//! The AWS IAM credential report: parse it, judge it against the CIS AWS Foundations
+//! Benchmark and AWS Security Hub checks, and render the verdict as Prometheus exposition text.
+//!
+//! Pure: bytes and `now` in, values out. No I/O, no clock, no async runtime, no AWS SDK, so
+//! the same code serves a long-running exporter, an offline `check` and a fuzzer.
+//!
+//! Module map, in the order data flows:
+//! - [`report`]: the CSV parser (every layout AWS has written, sentinels, both timestamp
+//!   styles); rows it cannot read are counted and skipped, never fatal.
+//! - [`arn`]: IAM ARNs, and the account id they carry.
+//! - [`account`]: what is known of an account besides its report (the live facts read on
+//!   every refresh) and the bounded reasons a refresh fails.
+//! - [`judge`]: the checks, their thresholds and the password policy's verdict.
+//! - [`expose`]: the metrics contract (every family's name, type and help) and the rendering
+//!   of verdicts and facts into exposition text.
+//! - `synthetic` (feature `synthetic`): generated reports for benchmarks and property tests.
+#![forbid(unsafe_code)]
+
+pub mod account;
+pub mod arn;
+pub mod expose;
+pub mod judge;
+pub mod report;
+#[cfg(any(test, feature = "synthetic"))]
+pub mod synthetic;

@@ -1,0 +1,236 @@
+//! The IAM source: one account's credential report and live facts, read from IAM.
+
+use super::retry::{invalid, Api, Caller, Failure, RetryCause, Verdict};
+use super::{AwsEnv, AwsSettings};
+use crate::collect::{BoxFuture, Fetched, ReportSource, SourceError};
+use aws_sdk_iam::operation::get_account_summary::GetAccountSummaryOutput;
+use aws_sdk_iam::operation::get_credential_report::GetCredentialReportOutput;
+use aws_sdk_iam::types::{ReportFormatType, ReportStateType, SummaryKeyType};
+use chrono::{DateTime, Utc};
+use iam_credential_report::account::{AccountSummary, FailureReason, LiveFacts, PasswordPolicy};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// How often one round may ask AWS for a new report after GetCredentialReport answered
+/// `ReportNotPresent` or `ReportExpired`.
+pub const MAX_REGENERATIONS: u32 = 2;
+
+/// One account's credential report and live facts, read from IAM.
+#[derive(Debug)]
+pub struct AwsSource {
+    client: aws_sdk_iam::Client,
+    caller: Caller,
+}
+
+impl AwsSource {
+    /// A source calling IAM with `env`'s configuration (and credentials: its own, or a
+    /// role's from [`AwsEnv::assume`]). The client is built once and kept: it caches the
+    /// assumed role's credentials and renews them before they expire.
+    pub fn new(env: &AwsEnv, settings: AwsSettings) -> AwsSource {
+        AwsSource {
+            client: aws_sdk_iam::Client::new(&env.config),
+            caller: Caller {
+                settings,
+                retries: Mutex::new(Vec::new()),
+                role: env.role.clone(),
+            },
+        }
+    }
+}
+
+impl AwsSource {
+    /// GenerateCredentialReport until `COMPLETE`.
+    async fn generate(&self, deadline: Instant) -> Result<(), SourceError> {
+        let api = Api::GenerateCredentialReport;
+        let mut poll = 0;
+        let mut last_state = ReportStateType::Started;
+        loop {
+            let out = match self
+                .caller
+                .call(api, deadline, || {
+                    self.client.generate_credential_report().send()
+                })
+                .await
+            {
+                Ok(out) => out,
+                Err(f) if poll > 0 && f.cut_by_deadline(deadline) => {
+                    return Err(self.caller.not_ready(api, last_state.as_str()))
+                }
+                Err(f) => return Err(f.into_error()),
+            };
+            match out.state() {
+                Some(ReportStateType::Complete) => return Ok(()),
+                Some(state @ (ReportStateType::Started | ReportStateType::Inprogress)) => {
+                    if !self.caller.wait_for_report(api, poll, deadline).await {
+                        return Err(self.caller.not_ready(api, state.as_str()));
+                    }
+                    last_state = state.clone();
+                    poll += 1;
+                }
+                other => {
+                    return Err(SourceError::new(
+                        FailureReason::InvalidResponse,
+                        format!(
+                            "{}: unknown report state {:?}",
+                            api.name(),
+                            other.map(|s| s.as_str())
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Generate, then get, the credential report.
+    async fn report(
+        &self,
+        deadline: Instant,
+    ) -> Result<(Vec<u8>, Option<DateTime<Utc>>), SourceError> {
+        let api = Api::GetCredentialReport;
+        let mut regenerations = 0;
+        'generate: loop {
+            self.generate(deadline).await?;
+            let mut poll = 0;
+            loop {
+                let failure = match self
+                    .caller
+                    .call(api, deadline, || self.client.get_credential_report().send())
+                    .await
+                {
+                    Ok(out) => return decode_report(out),
+                    Err(f) => f,
+                };
+                match failure.verdict {
+                    _ if poll > 0 && failure.cut_by_deadline(deadline) => {
+                        return Err(self.caller.not_ready(api, "ReportInProgress"));
+                    }
+                    Verdict::NotReady => {
+                        if !self.caller.wait_for_report(api, poll, deadline).await {
+                            return Err(self.caller.not_ready(api, "ReportInProgress"));
+                        }
+                        poll += 1;
+                    }
+                    Verdict::Regenerate if regenerations < MAX_REGENERATIONS => {
+                        tracing::debug!(error = %failure.message, "Generating the credential report again");
+                        regenerations += 1;
+                        self.caller.count(api, RetryCause::ReportMissing);
+                        continue 'generate;
+                    }
+                    _ => return Err(failure.into_error()),
+                }
+            }
+        }
+    }
+
+    /// The live account facts; failures are listed, not raised.
+    async fn live_facts(&self, deadline: Instant) -> LiveFacts {
+        // Each call gets at least one try even when the report used the round up.
+        let deadline = deadline.max(Instant::now() + self.caller.settings.call_timeout);
+        let (summary, aliases, policy) = tokio::join!(
+            self.caller.call(Api::GetAccountSummary, deadline, || {
+                self.client.get_account_summary().send()
+            }),
+            self.caller.call(Api::ListAccountAliases, deadline, || {
+                self.client.list_account_aliases().send()
+            }),
+            self.caller
+                .call(Api::GetAccountPasswordPolicy, deadline, || {
+                    self.client.get_account_password_policy().send()
+                }),
+        );
+        let mut facts = LiveFacts::default();
+        let mut failed = |api: Api, f: Failure| {
+            tracing::debug!(api = api.name(), error = %f.message, "A live account call failed");
+            facts.failures.push((api.name(), f.verdict.reason()));
+        };
+        match summary.and_then(decode_summary) {
+            Ok(s) => facts.summary = Some(s),
+            Err(f) => failed(Api::GetAccountSummary, f),
+        }
+        let alias = match aliases {
+            Ok(out) => Some(out.account_aliases().first().cloned()),
+            Err(f) => {
+                failed(Api::ListAccountAliases, f);
+                None
+            }
+        };
+        let password_policy = match policy {
+            Ok(out) => Some(out.password_policy().map(|p| PasswordPolicy {
+                minimum_length: non_negative(p.minimum_password_length()),
+                reuse_prevention: non_negative(p.password_reuse_prevention()),
+                max_age_days: non_negative(p.max_password_age()),
+                require_symbols: p.require_symbols(),
+                require_numbers: p.require_numbers(),
+                require_uppercase: p.require_uppercase_characters(),
+                require_lowercase: p.require_lowercase_characters(),
+            })),
+            Err(f) if f.verdict == Verdict::NoSuchEntity => Some(None),
+            Err(f) => {
+                failed(Api::GetAccountPasswordPolicy, f);
+                None
+            }
+        };
+        facts.alias = alias.flatten();
+        facts.password_policy = password_policy;
+        facts
+    }
+}
+
+fn non_negative(v: Option<i32>) -> u32 {
+    v.map_or(0, |v| v.max(0) as u32)
+}
+
+fn decode_report(
+    out: GetCredentialReportOutput,
+) -> Result<(Vec<u8>, Option<DateTime<Utc>>), SourceError> {
+    let api = Api::GetCredentialReport;
+    if let Some(format) = &out.report_format {
+        if *format != ReportFormatType::TextCsv {
+            return Err(invalid(
+                api,
+                &format!("the report is in {}, not text/csv", format.as_str()),
+            ));
+        }
+    }
+    let generated_at = out
+        .generated_time
+        .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
+    let csv = out
+        .content
+        .ok_or_else(|| invalid(api, "the answer has no Content"))?
+        .into_inner();
+    Ok((csv, generated_at))
+}
+
+fn decode_summary(out: GetAccountSummaryOutput) -> Result<AccountSummary, Failure> {
+    let map = out.summary_map().ok_or_else(|| Failure {
+        verdict: Verdict::Fail(FailureReason::InvalidResponse),
+        message: "GetAccountSummary: the answer has no SummaryMap".to_owned(),
+    })?;
+    let get = |k: SummaryKeyType| map.get(&k).copied().unwrap_or(0).max(0) as u64;
+    Ok(AccountSummary {
+        root_mfa_enabled: get(SummaryKeyType::AccountMfaEnabled) != 0,
+        root_access_keys_present: get(SummaryKeyType::AccountAccessKeysPresent) != 0,
+        mfa_devices_in_use: get(SummaryKeyType::MfaDevicesInUse),
+    })
+}
+
+impl ReportSource for AwsSource {
+    fn fetch(&self) -> BoxFuture<'_, Result<Fetched, SourceError>> {
+        Box::pin(async move {
+            let deadline = Instant::now() + self.caller.settings.round_timeout;
+            let (csv, generated_at) = self.report(deadline).await?;
+            let live = self.live_facts(deadline).await;
+            Ok(Fetched {
+                csv,
+                generated_at,
+                account_id: None,
+                live: Some(live),
+            })
+        })
+    }
+
+    fn retries(&self) -> Vec<((&'static str, &'static str), u64)> {
+        self.caller.retries()
+    }
+}

@@ -1,0 +1,439 @@
+//! Live AWS: an account's credential report and live account facts, read from IAM.
+//!
+//! This is the only module that imports the AWS SDK (`aws_config`, `aws_sdk_iam`,
+//! `aws_credential_types`), fenced the way yet-another-cloudwatch-exporter fences its clients:
+//! the rest of the exporter sees [`AwsSource`] through the [`ReportSource`] seam and plain
+//! settings structs, never an SDK type. Further AWS calls (STS, Organizations) belong here too.
+//!
+//! One [`ReportSource::fetch`] is one round:
+//! 1. GenerateCredentialReport until it answers `COMPLETE` (`STARTED` and `INPROGRESS`: poll
+//!    again after a backoff). AWS builds a new report only when the current one is older than
+//!    4 hours, so this usually answers `COMPLETE` at once.
+//! 2. GetCredentialReport. `ReportNotPresent` or `ReportExpired`: generate again (at most
+//!    [`MAX_REGENERATIONS`] times a round); `ReportInProgress`: poll again after a backoff.
+//! 3. GetAccountSummary, ListAccountAliases and GetAccountPasswordPolicy, concurrently. Their
+//!    failures go into [`LiveFacts::failures`] and never fail the round; a missing password
+//!    policy (`NoSuchEntity`) is a finding, not a failure.
+//!
+//! Retries are this module's, not the SDK's (its retry strategy is switched off), so that each
+//! is bounded and counted (`iam_credentials_exporter_aws_retries_total`): throttling
+//! (`Throttling`, `LimitExceeded`, HTTP 429), server errors (`ServiceFailure`, any 5xx),
+//! timeouts and network errors back off exponentially with full jitter ([`Backoff::delay`]),
+//! at most [`AwsSettings::max_attempts`] tries per call and never past the round's deadline.
+//! `AccessDenied` fails at once, with a log line naming the missing permission; other client
+//! errors fail at once too. Every call has a timeout. The failure's reason is the one the last
+//! try met, from [`FailureReason`]'s bounded set.
+
+mod iam;
+mod organizations;
+mod retry;
+
+pub use iam::{AwsSource, MAX_REGENERATIONS};
+pub use organizations::{OrgAccount, OrganizationLister};
+pub use retry::{Backoff, RetryCause};
+
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use std::time::Duration;
+
+/// The region IAM calls are signed for when neither `--aws.region` nor the credential chain
+/// names one. IAM is a global service: only the partition matters.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// How AWS calls are bounded and retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// The timeout of each API call (one try).
+    pub call_timeout: Duration,
+    /// Tries per call when AWS throttles or fails on its side, a call times out or the
+    /// network fails (1: never retry).
+    pub max_attempts: u32,
+    /// Backoff between tries, and between polls while a report is generated.
+    pub backoff: Backoff,
+    /// A round (waiting for the report and backing off included) gives up after this long;
+    /// the live account calls after the report still get one try each.
+    pub round_timeout: Duration,
+    /// Randomise delays (full jitter). Off, every delay is its cap.
+    pub jitter: bool,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        AwsSettings {
+            call_timeout: Duration::from_secs(30),
+            max_attempts: 6,
+            backoff: Backoff {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(30),
+            },
+            round_timeout: Duration::from_secs(5 * 60),
+            jitter: true,
+        }
+    }
+}
+
+/// Fixed credentials instead of the default chain (tests and stand-ins).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaticCredentials {
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for StaticCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"** redacted **")
+            .finish()
+    }
+}
+
+/// Where and as whom to call AWS. The default is the default credential chain (environment,
+/// shared profile, SSO, web identity, container and instance metadata), the chain's region or
+/// [`DEFAULT_REGION`], and the endpoint from `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_IAM`)
+/// when set, else AWS's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Connect {
+    /// Sign calls for this region instead of the chain's.
+    pub region: Option<String>,
+    /// Send calls here instead of AWS's endpoint (a stand-in such as moto).
+    pub endpoint_url: Option<String>,
+    /// Use these credentials instead of the default chain.
+    pub credentials: Option<StaticCredentials>,
+}
+
+/// A loaded AWS configuration: region, endpoint, credential provider, timeouts, retries off.
+/// Cheap to clone; one is loaded at start-up and shared by every source built from it.
+#[derive(Debug, Clone)]
+pub struct AwsEnv {
+    config: SdkConfig,
+    /// The role whose credentials `config` carries, when assumed.
+    role: Option<String>,
+}
+
+/// A role to assume: ARN, optional external id, session name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRole {
+    /// The role's ARN.
+    pub arn: String,
+    /// The `sts:ExternalId`.
+    pub external_id: Option<String>,
+    /// The role session name.
+    pub session_name: String,
+}
+
+impl AwsEnv {
+    /// Loads the configuration. Credentials are not resolved here: the first call does it,
+    /// and a missing credential fails that round with the reason `credentials`.
+    pub async fn load(connect: &Connect, settings: &AwsSettings) -> AwsEnv {
+        let region = match &connect.region {
+            Some(r) => RegionProviderChain::first_try(Region::new(r.clone())),
+            None => RegionProviderChain::default_provider().or_else(DEFAULT_REGION),
+        };
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
+            // Our loop owns retries, so they are counted and bounded per round.
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(settings.call_timeout.min(Duration::from_millis(3100)))
+                    .operation_attempt_timeout(settings.call_timeout)
+                    .operation_timeout(settings.call_timeout)
+                    .build(),
+            );
+        if let Some(url) = &connect.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some(c) = &connect.credentials {
+            loader = loader.credentials_provider(aws_sdk_iam::config::Credentials::new(
+                &c.access_key_id,
+                &c.secret_access_key,
+                None,
+                None,
+                "static",
+            ));
+        }
+        AwsEnv {
+            config: loader.load().await,
+            role: None,
+        }
+    }
+
+    /// The same configuration with the credentials of `role`, assumed with this
+    /// configuration's credentials (STS at the same endpoint: `AWS_ENDPOINT_URL`, or
+    /// `AWS_ENDPOINT_URL_STS`). Nothing is called here: the first call assumes the role, the
+    /// credentials are cached and renewed before they expire, and a refused AssumeRole fails
+    /// that round with the reason `credentials`.
+    pub async fn assume(&self, role: &AssumeRole) -> AwsEnv {
+        let mut builder = aws_config::sts::AssumeRoleProvider::builder(role.arn.clone())
+            .session_name(role.session_name.clone())
+            .configure(&self.config);
+        if let Some(id) = &role.external_id {
+            builder = builder.external_id(id.clone());
+        }
+        let provider = builder.build().await;
+        AwsEnv {
+            config: self
+                .config
+                .to_builder()
+                .credentials_provider(
+                    aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+                )
+                .build(),
+            role: Some(role.arn.clone()),
+        }
+    }
+
+    /// The region calls are signed for.
+    pub fn region(&self) -> Option<&str> {
+        self.config.region().map(|r| r.as_ref())
+    }
+
+    /// The endpoint override, if any (`AWS_ENDPOINT_URL` or [`Connect::endpoint_url`]).
+    pub fn endpoint_url(&self) -> Option<&str> {
+        self.config.endpoint_url()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry::*;
+    use super::*;
+    use iam_credential_report::account::FailureReason as R;
+    use strum::VariantArray;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn backoff() -> Backoff {
+        Backoff {
+            base: 100 * MS,
+            max: 1000 * MS,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let b = backoff();
+        let caps: Vec<_> = (0..6).map(|a| b.delay(a, 1.0)).collect();
+        assert_eq!(
+            caps,
+            [100 * MS, 200 * MS, 400 * MS, 800 * MS, 1000 * MS, 1000 * MS]
+        );
+        // Far attempts neither overflow nor pass the cap.
+        assert_eq!(b.delay(40, 1.0), 1000 * MS);
+        assert_eq!(b.delay(u32::MAX, 1.0), 1000 * MS);
+    }
+
+    #[test]
+    fn full_jitter_spreads_delays_from_zero_to_the_cap() {
+        let b = backoff();
+        assert_eq!(b.delay(2, 0.0), Duration::ZERO);
+        assert_eq!(b.delay(2, 0.5), 200 * MS);
+        assert_eq!(b.delay(2, 0.25), 100 * MS);
+        // Out-of-range draws are clamped, never negative or past the cap.
+        assert_eq!(b.delay(2, -1.0), Duration::ZERO);
+        assert_eq!(b.delay(2, 7.0), 400 * MS);
+    }
+
+    #[test]
+    fn polls_never_follow_at_once() {
+        let b = backoff();
+        assert_eq!(b.poll_delay(0, 0.0), 100 * MS);
+        assert_eq!(b.poll_delay(3, 0.0), 100 * MS);
+        assert_eq!(b.poll_delay(3, 0.5), 400 * MS);
+    }
+
+    #[test]
+    fn report_errors_lead_to_regenerating_or_waiting() {
+        let service = |code| classify(Shape::Service, Some(code), Some(410));
+        assert_eq!(service("ReportNotPresent"), Verdict::Regenerate);
+        assert_eq!(service("ReportExpired"), Verdict::Regenerate);
+        assert_eq!(
+            classify(Shape::Service, Some("ReportInProgress"), Some(404)),
+            Verdict::NotReady
+        );
+        assert_eq!(
+            classify(Shape::Service, Some("NoSuchEntity"), Some(404)),
+            Verdict::NoSuchEntity
+        );
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_retried() {
+        for code in ["Throttling", "LimitExceeded", "ThrottlingException"] {
+            assert_eq!(
+                classify(Shape::Service, Some(code), Some(400)),
+                Verdict::Retry(RetryCause::Throttled, R::Throttled),
+                "{code}"
+            );
+        }
+        assert_eq!(
+            classify(Shape::Service, Some("ServiceFailure"), Some(500)),
+            Verdict::Retry(RetryCause::ServiceError, R::ServiceError)
+        );
+        // A 5xx or 429 whatever its body says.
+        assert_eq!(
+            classify(Shape::Service, None, Some(503)),
+            Verdict::Retry(RetryCause::ServiceError, R::ServiceError)
+        );
+        assert_eq!(
+            classify(Shape::Service, Some("Whatever"), Some(429)),
+            Verdict::Retry(RetryCause::Throttled, R::Throttled)
+        );
+        assert_eq!(
+            classify(Shape::Timeout, None, None),
+            Verdict::Retry(RetryCause::Timeout, R::Timeout)
+        );
+        assert_eq!(
+            classify(Shape::Network, None, None),
+            Verdict::Retry(RetryCause::Network, R::Other)
+        );
+    }
+
+    #[test]
+    fn client_errors_fail_at_once() {
+        assert_eq!(
+            classify(Shape::Service, Some("AccessDenied"), Some(403)),
+            Verdict::Fail(R::AccessDenied)
+        );
+        for code in [
+            "InvalidClientTokenId",
+            "SignatureDoesNotMatch",
+            "ExpiredToken",
+        ] {
+            assert_eq!(
+                classify(Shape::Service, Some(code), Some(403)),
+                Verdict::Fail(R::Credentials),
+                "{code}"
+            );
+        }
+        assert_eq!(
+            classify(Shape::Service, Some("ValidationError"), Some(400)),
+            Verdict::Fail(R::Other)
+        );
+        assert_eq!(
+            classify(Shape::Credentials, None, None),
+            Verdict::Fail(R::Credentials)
+        );
+        assert_eq!(classify(Shape::Other, None, None), Verdict::Fail(R::Other));
+    }
+
+    #[test]
+    fn garbage_is_an_invalid_response() {
+        // A 200 whose body is not the answer, or any unreadable response.
+        assert_eq!(
+            classify(Shape::Service, None, Some(200)),
+            Verdict::Fail(R::InvalidResponse)
+        );
+        assert_eq!(
+            classify(Shape::Service, None, Some(404)),
+            Verdict::Fail(R::InvalidResponse)
+        );
+        assert_eq!(
+            classify(Shape::Response, None, Some(200)),
+            Verdict::Fail(R::InvalidResponse)
+        );
+    }
+
+    #[test]
+    fn verdicts_map_to_bounded_reasons() {
+        assert_eq!(Verdict::NotReady.reason(), R::ReportNotReady);
+        assert_eq!(Verdict::Regenerate.reason(), R::ReportNotReady);
+        assert_eq!(
+            Verdict::Retry(RetryCause::Throttled, R::Throttled).reason(),
+            R::Throttled
+        );
+    }
+
+    /// The calls docs/iam-policy.json grants.
+    fn iam_apis() -> impl Iterator<Item = &'static Api> {
+        Api::VARIANTS
+            .iter()
+            .filter(|a| a.policy_file() == "docs/iam-policy.json")
+    }
+
+    #[test]
+    fn every_api_names_its_permission() {
+        assert_eq!(iam_apis().count(), 5);
+        for api in iam_apis() {
+            assert_eq!(api.permission(), format!("iam:{}", api.name()));
+        }
+    }
+
+    #[test]
+    fn the_documented_policy_grants_exactly_what_the_calls_need() {
+        let policy: serde_json::Value =
+            serde_json::from_str(include_str!("../../../docs/iam-policy.json")).unwrap();
+        let mut granted: Vec<&str> = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .inspect(|s| {
+                assert_eq!(s["Effect"], "Allow");
+                assert_eq!(s["Resource"], "*");
+            })
+            .flat_map(|s| s["Action"].as_array().unwrap())
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        granted.sort_unstable();
+        let mut needed: Vec<&str> = iam_apis().map(|a| a.permission()).collect();
+        needed.sort_unstable();
+        assert_eq!(granted, needed);
+    }
+
+    #[test]
+    fn the_many_accounts_policy_grants_what_discovery_and_roles_need() {
+        let policy: serde_json::Value =
+            serde_json::from_str(include_str!("../../../docs/iam-policy-organization.json"))
+                .unwrap();
+        let mut granted: Vec<&str> = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .inspect(|s| assert_eq!(s["Effect"], "Allow"))
+            .flat_map(|s| s["Action"].as_array().unwrap())
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        granted.sort_unstable();
+        // Discovery calls ListAccounts; the assume-role provider calls sts:AssumeRole.
+        assert_eq!(granted, [Api::ListAccounts.permission(), "sts:AssumeRole"]);
+    }
+
+    #[test]
+    fn error_chains_are_told_once_each() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let e = E(
+            "dispatch failure",
+            Some(Box::new(E(
+                "io error: refused",
+                Some(Box::new(E("refused", None))),
+            ))),
+        );
+        assert_eq!(chain(&e), "dispatch failure: io error: refused");
+    }
+
+    #[test]
+    fn static_credentials_do_not_print_the_secret() {
+        let c = StaticCredentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI".into(),
+        };
+        let text = format!("{c:?}");
+        assert!(text.contains("AKIDEXAMPLE") && !text.contains("wJalrXUtnFEMI"));
+    }
+}
