@@ -11,11 +11,33 @@ use crate::account::{FailureReason, LiveFacts};
 use crate::judge::{judge_password_policy, key_last_activity, AccountCheck, Assessment, Check};
 use crate::report::CredentialReport;
 use chrono::{DateTime, Utc};
-use prometheus::proto::{self, MetricType};
-use prometheus::Encoder;
 use regex::Regex;
 
+mod text;
+
 const REPORT_AGE_NOTE: &str = "From the IAM credential report, which AWS regenerates at most every 4 hours: the value can be up to 4 hours old, and is cached by the exporter between refreshes.";
+
+/// A metric family's type, as the `# TYPE` line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// `gauge`
+    Gauge,
+    /// `counter`
+    Counter,
+    /// `histogram`
+    Histogram,
+}
+
+impl MetricKind {
+    /// The name in a `# TYPE` line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Gauge => "gauge",
+            MetricKind::Counter => "counter",
+            MetricKind::Histogram => "histogram",
+        }
+    }
+}
 
 macro_rules! families {
     ($( $variant:ident => ($name:literal, $kind:ident, $help:expr) ),+ $(,)?) => {
@@ -33,8 +55,8 @@ macro_rules! families {
             }
 
             /// The metric type.
-            pub fn kind(self) -> MetricType {
-                match self { $( Family::$variant => MetricType::$kind ),+ }
+            pub fn kind(self) -> MetricKind {
+                match self { $( Family::$variant => MetricKind::$kind ),+ }
             }
 
             /// The HELP text.
@@ -46,79 +68,79 @@ macro_rules! families {
 }
 
 families! {
-    ReportGenerated => ("aws_iam_credential_report_generated_timestamp_seconds", GAUGE,
+    ReportGenerated => ("aws_iam_credential_report_generated_timestamp_seconds", Gauge,
         "When AWS generated the credential report, as a Unix timestamp (file mode: the file's modification time). AWS regenerates the report at most every 4 hours, so report-derived series can be up to 4 hours old."),
-    ReportRowsSkipped => ("aws_iam_credential_report_rows_skipped", GAUGE,
+    ReportRowsSkipped => ("aws_iam_credential_report_rows_skipped", Gauge,
         "Rows of the last credential report that were skipped because their field count or a value was invalid."),
-    Users => ("aws_iam_users", GAUGE,
+    Users => ("aws_iam_users", Gauge,
         format!("IAM users in the account, root excluded. {REPORT_AGE_NOTE}")),
-    ConsoleUsers => ("aws_iam_console_users", GAUGE,
+    ConsoleUsers => ("aws_iam_console_users", Gauge,
         format!("IAM users with a console password enabled, root excluded. {REPORT_AGE_NOTE}")),
-    AccessKeys => ("aws_iam_access_keys", GAUGE,
+    AccessKeys => ("aws_iam_access_keys", Gauge,
         format!("Existing access keys of IAM users (root excluded) by state. {REPORT_AGE_NOTE}")),
-    CheckFailures => ("aws_iam_check_failures", GAUGE,
+    CheckFailures => ("aws_iam_check_failures", Gauge,
         format!("Users (or, for key checks, access keys) failing each check; 0 when clean. {REPORT_AGE_NOTE}")),
-    UserCheckFailed => ("aws_iam_user_check_failed", GAUGE,
+    UserCheckFailed => ("aws_iam_user_check_failed", Gauge,
         format!("1 for each user and check the user fails. {REPORT_AGE_NOTE}")),
-    AccessKeyAge => ("aws_iam_access_key_age_seconds", HISTOGRAM,
+    AccessKeyAge => ("aws_iam_access_key_age_seconds", Histogram,
         format!("Age of active IAM user access keys since their last rotation, in seconds. {REPORT_AGE_NOTE}")),
-    AccessKeyIdle => ("aws_iam_access_key_idle_seconds", HISTOGRAM,
+    AccessKeyIdle => ("aws_iam_access_key_idle_seconds", Histogram,
         format!("Time since active IAM user access keys were last used (never-used keys: since their last rotation), in seconds. {REPORT_AGE_NOTE}")),
-    UserMfaActive => ("aws_iam_user_mfa_active", GAUGE,
+    UserMfaActive => ("aws_iam_user_mfa_active", Gauge,
         format!("1 if the user has an MFA device active. {REPORT_AGE_NOTE}")),
-    UserPasswordEnabled => ("aws_iam_user_password_enabled", GAUGE,
+    UserPasswordEnabled => ("aws_iam_user_password_enabled", Gauge,
         format!("1 if the user has a console password. {REPORT_AGE_NOTE}")),
-    UserPasswordLastUsed => ("aws_iam_user_password_last_used_timestamp_seconds", GAUGE,
+    UserPasswordLastUsed => ("aws_iam_user_password_last_used_timestamp_seconds", Gauge,
         format!("When the user's password was last used, as a Unix timestamp; absent when never used or unknown. {REPORT_AGE_NOTE}")),
-    AccessKeyActive => ("aws_iam_access_key_active", GAUGE,
+    AccessKeyActive => ("aws_iam_access_key_active", Gauge,
         format!("1 if the access key in the slot is active, 0 if it exists but is inactive. {REPORT_AGE_NOTE}")),
-    AccessKeyLastRotated => ("aws_iam_access_key_last_rotated_timestamp_seconds", GAUGE,
+    AccessKeyLastRotated => ("aws_iam_access_key_last_rotated_timestamp_seconds", Gauge,
         format!("When the access key was created or last rotated, as a Unix timestamp. {REPORT_AGE_NOTE}")),
-    AccessKeyLastUsed => ("aws_iam_access_key_last_used_timestamp_seconds", GAUGE,
+    AccessKeyLastUsed => ("aws_iam_access_key_last_used_timestamp_seconds", Gauge,
         format!("When the access key was last used, as a Unix timestamp; absent when never used. {REPORT_AGE_NOTE}")),
-    RootMfaEnabled => ("aws_iam_root_mfa_enabled", GAUGE,
+    RootMfaEnabled => ("aws_iam_root_mfa_enabled", Gauge,
         "1 if the root user has MFA (GetAccountSummary AccountMFAEnabled, live on every refresh, not subject to the report's 4-hour cache)."),
-    RootAccessKeysPresent => ("aws_iam_root_access_keys_present", GAUGE,
+    RootAccessKeysPresent => ("aws_iam_root_access_keys_present", Gauge,
         "1 if the root user has access keys (GetAccountSummary AccountAccessKeysPresent, live on every refresh)."),
-    MfaDevicesInUse => ("aws_iam_mfa_devices_in_use", GAUGE,
+    MfaDevicesInUse => ("aws_iam_mfa_devices_in_use", Gauge,
         "MFA devices assigned to users (GetAccountSummary MFADevicesInUse, live on every refresh)."),
-    AccountInfo => ("aws_iam_account_info", GAUGE,
+    AccountInfo => ("aws_iam_account_info", Gauge,
         "Account metadata: the IAM account alias (empty when none) and the configured display name. Always 1."),
-    PasswordPolicyPresent => ("aws_iam_password_policy_present", GAUGE,
+    PasswordPolicyPresent => ("aws_iam_password_policy_present", Gauge,
         "1 if the account has an IAM password policy (GetAccountPasswordPolicy, live on every refresh)."),
-    PasswordPolicyMinimumLength => ("aws_iam_password_policy_minimum_length", GAUGE,
+    PasswordPolicyMinimumLength => ("aws_iam_password_policy_minimum_length", Gauge,
         "The password policy's minimum password length (CIS recommends 14 or more)."),
-    PasswordPolicyReusePrevention => ("aws_iam_password_policy_reuse_prevention", GAUGE,
+    PasswordPolicyReusePrevention => ("aws_iam_password_policy_reuse_prevention", Gauge,
         "How many previous passwords the policy forbids reusing (CIS recommends 24); 0 when unset."),
-    PasswordPolicyMaxAge => ("aws_iam_password_policy_max_age_seconds", GAUGE,
+    PasswordPolicyMaxAge => ("aws_iam_password_policy_max_age_seconds", Gauge,
         "The password policy's maximum password age in seconds; 0 when passwords never expire."),
-    PasswordPolicyRequirement => ("aws_iam_password_policy_requirement", GAUGE,
+    PasswordPolicyRequirement => ("aws_iam_password_policy_requirement", Gauge,
         "1 if the password policy requires the character class."),
-    RefreshSuccess => ("iam_credentials_exporter_refresh_success", GAUGE,
+    RefreshSuccess => ("iam_credentials_exporter_refresh_success", Gauge,
         "1 if the account's last refresh succeeded, 0 if it failed (the last good data keeps being served)."),
-    LastRefreshSuccess => ("iam_credentials_exporter_last_refresh_success_timestamp_seconds", GAUGE,
+    LastRefreshSuccess => ("iam_credentials_exporter_last_refresh_success_timestamp_seconds", Gauge,
         "When the account's last successful refresh finished, as a Unix timestamp."),
-    RefreshDuration => ("iam_credentials_exporter_refresh_duration_seconds", GAUGE,
+    RefreshDuration => ("iam_credentials_exporter_refresh_duration_seconds", Gauge,
         "How long the account's last refresh took, in seconds."),
-    RefreshesTotal => ("iam_credentials_exporter_refreshes_total", COUNTER,
+    RefreshesTotal => ("iam_credentials_exporter_refreshes_total", Counter,
         "Refresh attempts per account."),
-    RefreshFailuresTotal => ("iam_credentials_exporter_refresh_failures_total", COUNTER,
+    RefreshFailuresTotal => ("iam_credentials_exporter_refresh_failures_total", Counter,
         "Failed refreshes per account, by reason."),
-    LiveCallFailuresTotal => ("iam_credentials_exporter_live_call_failures_total", COUNTER,
+    LiveCallFailuresTotal => ("iam_credentials_exporter_live_call_failures_total", Counter,
         "Failed live account calls (GetAccountSummary, ListAccountAliases, GetAccountPasswordPolicy) per account, by API and reason; they do not fail the refresh."),
-    AwsRetriesTotal => ("iam_credentials_exporter_aws_retries_total", COUNTER,
+    AwsRetriesTotal => ("iam_credentials_exporter_aws_retries_total", Counter,
         "AWS API calls made again per account, by API and cause: backoffs after throttling, server errors, timeouts and network errors, polls while a report is generated, and new generations after a missing or expired report. The AWS SDK's own retries are off, so these are all of them."),
-    BuildInfo => ("iam_credentials_exporter_build_info", GAUGE,
+    BuildInfo => ("iam_credentials_exporter_build_info", Gauge,
         "The exporter's version and source revision. Always 1."),
-    Accounts => ("iam_credentials_exporter_accounts", GAUGE,
+    Accounts => ("iam_credentials_exporter_accounts", Gauge,
         "Accounts this exporter reads (with sharding: this shard's), from the config file and the organization listing."),
-    OrganizationDiscoverySuccess => ("iam_credentials_exporter_organization_discovery_success", GAUGE,
+    OrganizationDiscoverySuccess => ("iam_credentials_exporter_organization_discovery_success", Gauge,
         "1 if the last AWS Organizations listing succeeded, 0 if it failed (the accounts of the last good listing keep being read)."),
-    OrganizationAccounts => ("iam_credentials_exporter_organization_accounts", GAUGE,
+    OrganizationAccounts => ("iam_credentials_exporter_organization_accounts", Gauge,
         "ACTIVE accounts in the organization's last good listing, before include and exclude filters and sharding."),
-    ConfigLastReloadSuccessful => ("iam_credentials_exporter_config_last_reload_successful", GAUGE,
+    ConfigLastReloadSuccessful => ("iam_credentials_exporter_config_last_reload_successful", Gauge,
         "1 if the last attempt to load the config file succeeded, 0 if the file was refused (the previous configuration stays in force)."),
-    ConfigLastReloadSuccess => ("iam_credentials_exporter_config_last_reload_success_timestamp_seconds", GAUGE,
+    ConfigLastReloadSuccess => ("iam_credentials_exporter_config_last_reload_success_timestamp_seconds", Gauge,
         "When the config file was last loaded successfully, as a Unix timestamp."),
 }
 
@@ -179,81 +201,31 @@ impl Bodies {
         self.len() == 0
     }
 
-    fn set(&mut self, f: Family, metrics: Vec<proto::Metric>) {
-        self.0[f as usize] = encode_samples(f, metrics);
+    fn body(&mut self, f: Family) -> &mut String {
+        &mut self.0[f as usize]
     }
-}
 
-/// Encodes a family's samples with the prometheus crate's text encoder and keeps only the
-/// sample lines (the header is written once per family by [`compose`]).
-fn encode_samples(f: Family, metrics: Vec<proto::Metric>) -> String {
-    if metrics.is_empty() {
-        return String::new();
+    /// Appends one gauge or counter sample to the family's body.
+    fn sample(&mut self, f: Family, labels: &[(&str, &str)], value: f64) {
+        debug_assert_ne!(f.kind(), MetricKind::Histogram, "{}", f.name());
+        text::sample(self.body(f), f.name(), labels, value);
     }
-    let mut mf = proto::MetricFamily::default();
-    mf.set_name(f.name().to_owned());
-    mf.set_field_type(f.kind());
-    mf.set_metric(metrics);
-    let mut buf = Vec::new();
-    prometheus::TextEncoder::new()
-        .encode(&[mf], &mut buf)
-        .expect("encoding a metric family with samples cannot fail");
-    let text = String::from_utf8(buf).expect("the text encoder writes UTF-8");
-    // An empty help means the only header line is `# TYPE`.
-    match text.find('\n') {
-        Some(i) => text[i + 1..].to_owned(),
-        None => String::new(),
+
+    /// Appends one histogram series of the values, over [`KEY_AGE_BUCKETS_DAYS`].
+    fn histogram(&mut self, f: Family, labels: &[(&str, &str)], values: &[f64]) {
+        debug_assert_eq!(f.kind(), MetricKind::Histogram, "{}", f.name());
+        let bounds = KEY_AGE_BUCKETS_DAYS.map(|d| (d * 86_400) as f64);
+        let counts = bounds.map(|upper| values.iter().filter(|&&v| v <= upper).count() as u64);
+        text::histogram(
+            self.body(f),
+            f.name(),
+            labels,
+            &bounds,
+            &counts,
+            values.len() as u64,
+            values.iter().sum(),
+        );
     }
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Vec<proto::LabelPair> {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            let mut l = proto::LabelPair::default();
-            l.set_name((*k).to_owned());
-            l.set_value((*v).to_owned());
-            l
-        })
-        .collect()
-}
-
-fn gauge(pairs: &[(&str, &str)], value: f64) -> proto::Metric {
-    let mut g = proto::Gauge::default();
-    g.set_value(value);
-    let mut m = proto::Metric::from_gauge(g);
-    m.set_label(labels(pairs));
-    m
-}
-
-fn counter(pairs: &[(&str, &str)], value: f64) -> proto::Metric {
-    let mut c = proto::Counter::default();
-    c.set_value(value);
-    let mut m = proto::Metric::default();
-    m.set_counter(c);
-    m.set_label(labels(pairs));
-    m
-}
-
-fn histogram(pairs: &[(&str, &str)], values: &[f64]) -> proto::Metric {
-    let buckets = KEY_AGE_BUCKETS_DAYS
-        .iter()
-        .map(|&d| {
-            let upper = (d * 86_400) as f64;
-            let mut b = proto::Bucket::default();
-            b.set_upper_bound(upper);
-            b.set_cumulative_count(values.iter().filter(|&&v| v <= upper).count() as u64);
-            b
-        })
-        .collect();
-    let mut h = proto::Histogram::default();
-    h.set_bucket(buckets);
-    h.set_sample_count(values.len() as u64);
-    h.set_sample_sum(values.iter().sum());
-    let mut m = proto::Metric::default();
-    m.set_histogram(h);
-    m.set_label(labels(pairs));
-    m
 }
 
 fn bool_value(b: bool) -> f64 {
@@ -281,11 +253,12 @@ pub fn render_report(
     let mut out = Bodies::default();
 
     if let Some(t) = generated_at {
-        out.set(Family::ReportGenerated, vec![gauge(&[acct], seconds(t))]);
+        out.sample(Family::ReportGenerated, &[acct], seconds(t));
     }
-    out.set(
+    out.sample(
         Family::ReportRowsSkipped,
-        vec![gauge(&[acct], report.skipped.len() as f64)],
+        &[acct],
+        report.skipped.len() as f64,
     );
 
     let users = report.users().count();
@@ -309,24 +282,27 @@ pub fn render_report(
             idle.push(now.signed_duration_since(last).num_seconds().max(0) as f64);
         }
     }
-    out.set(Family::Users, vec![gauge(&[acct], users as f64)]);
-    out.set(Family::ConsoleUsers, vec![gauge(&[acct], console as f64)]);
-    out.set(
+    out.sample(Family::Users, &[acct], users as f64);
+    out.sample(Family::ConsoleUsers, &[acct], console as f64);
+    out.sample(
         Family::AccessKeys,
-        vec![
-            gauge(&[acct, ("state", "active")], active as f64),
-            gauge(&[acct, ("state", "inactive")], inactive as f64),
-        ],
+        &[acct, ("state", "active")],
+        active as f64,
     );
-    out.set(
-        Family::CheckFailures,
-        Check::ALL
-            .iter()
-            .map(|c| gauge(&[acct, ("check", c.name())], assessment.count(*c) as f64))
-            .collect(),
+    out.sample(
+        Family::AccessKeys,
+        &[acct, ("state", "inactive")],
+        inactive as f64,
     );
-    out.set(Family::AccessKeyAge, vec![histogram(&[acct], &ages)]);
-    out.set(Family::AccessKeyIdle, vec![histogram(&[acct], &idle)]);
+    for c in Check::ALL {
+        out.sample(
+            Family::CheckFailures,
+            &[acct, ("check", c.name())],
+            assessment.count(*c) as f64,
+        );
+    }
+    out.histogram(Family::AccessKeyAge, &[acct], &ages);
+    out.histogram(Family::AccessKeyIdle, &[acct], &idle);
 
     if !opts.per_user {
         return out;
@@ -334,7 +310,6 @@ pub fn render_report(
 
     // One series per failing (user, check): key checks can fail once per key, and a row's
     // findings interleave its keys' checks, so a pair can come back after another check.
-    let mut failed = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for f in &assessment.findings {
         if !seen.insert((f.row, f.check)) {
@@ -342,45 +317,49 @@ pub fn render_report(
         }
         let user = &report.rows[f.row].user;
         if opts.wants(user) {
-            failed.push(gauge(
+            out.sample(
+                Family::UserCheckFailed,
                 &[acct, ("check", f.check.name()), ("user", user)],
                 1.0,
-            ));
+            );
         }
     }
-    out.set(Family::UserCheckFailed, failed);
 
-    let (mut mfa, mut password, mut password_used) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut key_active, mut rotated, mut used) = (Vec::new(), Vec::new(), Vec::new());
     for row in report.rows.iter().filter(|r| opts.wants(&r.user)) {
         let user = ("user", row.user.as_str());
-        mfa.push(gauge(&[acct, user], bool_value(row.mfa_active)));
+        out.sample(
+            Family::UserMfaActive,
+            &[acct, user],
+            bool_value(row.mfa_active),
+        );
         if let Some(enabled) = row.password_enabled {
-            password.push(gauge(&[acct, user], bool_value(enabled)));
+            out.sample(
+                Family::UserPasswordEnabled,
+                &[acct, user],
+                bool_value(enabled),
+            );
         }
         if let Some(t) = row.password_last_used.at() {
-            password_used.push(gauge(&[acct, user], seconds(t)));
+            out.sample(Family::UserPasswordLastUsed, &[acct, user], seconds(t));
         }
         for (slot, key) in row.keys.iter().enumerate() {
             if !key.exists() {
                 continue;
             }
             let k = ("key", ["1", "2"][slot]);
-            key_active.push(gauge(&[acct, k, user], bool_value(key.active)));
+            out.sample(
+                Family::AccessKeyActive,
+                &[acct, k, user],
+                bool_value(key.active),
+            );
             if let Some(t) = key.last_rotated.at() {
-                rotated.push(gauge(&[acct, k, user], seconds(t)));
+                out.sample(Family::AccessKeyLastRotated, &[acct, k, user], seconds(t));
             }
             if let Some(t) = key.last_used.at() {
-                used.push(gauge(&[acct, k, user], seconds(t)));
+                out.sample(Family::AccessKeyLastUsed, &[acct, k, user], seconds(t));
             }
         }
     }
-    out.set(Family::UserMfaActive, mfa);
-    out.set(Family::UserPasswordEnabled, password);
-    out.set(Family::UserPasswordLastUsed, password_used);
-    out.set(Family::AccessKeyActive, key_active);
-    out.set(Family::AccessKeyLastRotated, rotated);
-    out.set(Family::AccessKeyLastUsed, used);
     out
 }
 
@@ -390,79 +369,79 @@ pub fn render_live(account_id: &str, name: Option<&str>, live: Option<&LiveFacts
     let mut out = Bodies::default();
     let alias = live.and_then(|l| l.alias.as_deref());
     if live.is_some() || name.is_some() {
-        out.set(
+        out.sample(
             Family::AccountInfo,
-            vec![gauge(
-                &[
-                    acct,
-                    ("alias", alias.unwrap_or("")),
-                    ("name", name.unwrap_or("")),
-                ],
-                1.0,
-            )],
+            &[
+                acct,
+                ("alias", alias.unwrap_or("")),
+                ("name", name.unwrap_or("")),
+            ],
+            1.0,
         );
     }
     let Some(live) = live else {
         return out;
     };
     if let Some(s) = live.summary {
-        out.set(
+        out.sample(
             Family::RootMfaEnabled,
-            vec![gauge(&[acct], bool_value(s.root_mfa_enabled))],
+            &[acct],
+            bool_value(s.root_mfa_enabled),
         );
-        out.set(
+        out.sample(
             Family::RootAccessKeysPresent,
-            vec![gauge(&[acct], bool_value(s.root_access_keys_present))],
+            &[acct],
+            bool_value(s.root_access_keys_present),
         );
-        out.set(
+        out.sample(
             Family::MfaDevicesInUse,
-            vec![gauge(&[acct], s.mfa_devices_in_use as f64)],
+            &[acct],
+            s.mfa_devices_in_use as f64,
         );
     }
     if let Some(policy) = live.password_policy {
-        out.set(
+        out.sample(
             Family::PasswordPolicyPresent,
-            vec![gauge(&[acct], bool_value(policy.is_some()))],
+            &[acct],
+            bool_value(policy.is_some()),
         );
         // Account-level checks: only where the policy was read (never in file mode).
         let failing = judge_password_policy(policy.as_ref());
-        out.set(
-            Family::CheckFailures,
-            AccountCheck::ALL
-                .iter()
-                .map(|c| {
-                    gauge(
-                        &[acct, ("check", c.name())],
-                        bool_value(failing.contains(c)),
-                    )
-                })
-                .collect(),
-        );
+        for c in AccountCheck::ALL {
+            out.sample(
+                Family::CheckFailures,
+                &[acct, ("check", c.name())],
+                bool_value(failing.contains(&c)),
+            );
+        }
         if let Some(p) = policy {
-            out.set(
+            out.sample(
                 Family::PasswordPolicyMinimumLength,
-                vec![gauge(&[acct], f64::from(p.minimum_length))],
+                &[acct],
+                f64::from(p.minimum_length),
             );
-            out.set(
+            out.sample(
                 Family::PasswordPolicyReusePrevention,
-                vec![gauge(&[acct], f64::from(p.reuse_prevention))],
+                &[acct],
+                f64::from(p.reuse_prevention),
             );
-            out.set(
+            out.sample(
                 Family::PasswordPolicyMaxAge,
-                vec![gauge(&[acct], f64::from(p.max_age_days) * 86_400.0)],
+                &[acct],
+                f64::from(p.max_age_days) * 86_400.0,
             );
-            out.set(
-                Family::PasswordPolicyRequirement,
-                [
-                    ("lowercase", p.require_lowercase),
-                    ("numbers", p.require_numbers),
-                    ("symbols", p.require_symbols),
-                    ("uppercase", p.require_uppercase),
-                ]
-                .iter()
-                .map(|(class, on)| gauge(&[acct, ("requirement", class)], bool_value(*on)))
-                .collect(),
-            );
+            for (class, on) in [
+                ("lowercase", p.require_lowercase),
+                ("numbers", p.require_numbers),
+                ("symbols", p.require_symbols),
+                ("uppercase", p.require_uppercase),
+            ] {
+                out.sample(
+                    Family::PasswordPolicyRequirement,
+                    &[acct, ("requirement", class)],
+                    bool_value(on),
+                );
+            }
         }
     }
     out
@@ -492,52 +471,40 @@ pub fn render_refresh_stats(account_id: &str, s: &RefreshStats) -> Bodies {
     let acct = ("account_id", account_id);
     let mut out = Bodies::default();
     if let Some(ok) = s.last_ok {
-        out.set(Family::RefreshSuccess, vec![gauge(&[acct], bool_value(ok))]);
+        out.sample(Family::RefreshSuccess, &[acct], bool_value(ok));
     }
     if let Some(t) = s.last_success {
-        out.set(
+        out.sample(
             Family::LastRefreshSuccess,
-            vec![gauge(&[acct], t.timestamp_millis() as f64 / 1000.0)],
+            &[acct],
+            t.timestamp_millis() as f64 / 1000.0,
         );
     }
     if let Some(d) = s.last_duration {
-        out.set(Family::RefreshDuration, vec![gauge(&[acct], d)]);
+        out.sample(Family::RefreshDuration, &[acct], d);
     }
-    out.set(
-        Family::RefreshesTotal,
-        vec![counter(&[acct], s.refreshes as f64)],
-    );
-    out.set(
-        Family::RefreshFailuresTotal,
-        FailureReason::ALL
-            .iter()
-            .map(|r| {
-                counter(
-                    &[acct, ("reason", r.as_str())],
-                    s.failures[r.index()] as f64,
-                )
-            })
-            .collect(),
-    );
-    out.set(
-        Family::LiveCallFailuresTotal,
-        s.live_failures
-            .iter()
-            .map(|((api, reason), n)| {
-                counter(
-                    &[acct, ("api", api), ("reason", reason.as_str())],
-                    *n as f64,
-                )
-            })
-            .collect(),
-    );
-    out.set(
-        Family::AwsRetriesTotal,
-        s.retries
-            .iter()
-            .map(|((api, cause), n)| counter(&[acct, ("api", api), ("cause", cause)], *n as f64))
-            .collect(),
-    );
+    out.sample(Family::RefreshesTotal, &[acct], s.refreshes as f64);
+    for r in FailureReason::ALL {
+        out.sample(
+            Family::RefreshFailuresTotal,
+            &[acct, ("reason", r.as_str())],
+            s.failures[r.index()] as f64,
+        );
+    }
+    for ((api, reason), n) in &s.live_failures {
+        out.sample(
+            Family::LiveCallFailuresTotal,
+            &[acct, ("api", api), ("reason", reason.as_str())],
+            *n as f64,
+        );
+    }
+    for ((api, cause), n) in &s.retries {
+        out.sample(
+            Family::AwsRetriesTotal,
+            &[acct, ("api", api), ("cause", cause)],
+            *n as f64,
+        );
+    }
     out
 }
 
@@ -556,28 +523,23 @@ pub struct ExporterStats {
 /// Renders the exporter-wide series.
 pub fn render_exporter_stats(s: &ExporterStats) -> Bodies {
     let mut out = Bodies::default();
-    out.set(Family::Accounts, vec![gauge(&[], s.accounts as f64)]);
+    out.sample(Family::Accounts, &[], s.accounts as f64);
     if let Some((ok, last)) = s.config_reload {
-        out.set(
-            Family::ConfigLastReloadSuccessful,
-            vec![gauge(&[], bool_value(ok))],
-        );
+        out.sample(Family::ConfigLastReloadSuccessful, &[], bool_value(ok));
         if let Some(t) = last {
-            out.set(
+            out.sample(
                 Family::ConfigLastReloadSuccess,
-                vec![gauge(&[], t.timestamp_millis() as f64 / 1000.0)],
+                &[],
+                t.timestamp_millis() as f64 / 1000.0,
             );
         }
     }
     if let Some((ok, listed)) = s.discovery {
         if let Some(ok) = ok {
-            out.set(
-                Family::OrganizationDiscoverySuccess,
-                vec![gauge(&[], bool_value(ok))],
-            );
+            out.sample(Family::OrganizationDiscoverySuccess, &[], bool_value(ok));
         }
         if let Some(n) = listed {
-            out.set(Family::OrganizationAccounts, vec![gauge(&[], n as f64)]);
+            out.sample(Family::OrganizationAccounts, &[], n as f64);
         }
     }
     out
@@ -586,9 +548,10 @@ pub fn render_exporter_stats(s: &ExporterStats) -> Bodies {
 /// Renders `iam_credentials_exporter_build_info`.
 pub fn render_build_info(version: &str, revision: &str) -> Bodies {
     let mut out = Bodies::default();
-    out.set(
+    out.sample(
         Family::BuildInfo,
-        vec![gauge(&[("revision", revision), ("version", version)], 1.0)],
+        &[("revision", revision), ("version", version)],
+        1.0,
     );
     out
 }
@@ -606,14 +569,19 @@ pub fn compose<'a>(parts: impl IntoIterator<Item = &'a Bodies> + Clone) -> Strin
                 continue;
             }
             if !header {
-                let kind = format!("{:?}", f.kind()).to_lowercase();
-                out.push_str(&format!(
-                    "# HELP {} {}\n# TYPE {} {}\n",
+                for part in [
+                    "# HELP ",
                     f.name(),
-                    f.help(),
+                    " ",
+                    &f.help(),
+                    "\n# TYPE ",
                     f.name(),
-                    kind
-                ));
+                    " ",
+                    f.kind().as_str(),
+                    "\n",
+                ] {
+                    out.push_str(part);
+                }
                 header = true;
             }
             out.push_str(body);
@@ -638,10 +606,133 @@ mod tests {
                 f.name()
             );
             assert_eq!(
-                f.kind() == MetricType::COUNTER,
+                f.kind() == MetricKind::Counter,
                 f.name().ends_with("_total")
             );
             assert!(!f.help().contains('\n') && !f.help().contains('\\'));
+        }
+    }
+
+    /// The prometheus crate's text encoder, as rendering used it before the direct writer.
+    fn old_encoder(f: Family, metrics: Vec<prometheus::proto::Metric>) -> String {
+        use prometheus::proto;
+        use prometheus::Encoder;
+        let mut mf = proto::MetricFamily::default();
+        mf.set_name(f.name().to_owned());
+        mf.set_field_type(match f.kind() {
+            MetricKind::Gauge => proto::MetricType::GAUGE,
+            MetricKind::Counter => proto::MetricType::COUNTER,
+            MetricKind::Histogram => proto::MetricType::HISTOGRAM,
+        });
+        mf.set_metric(metrics);
+        let mut buf = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&[mf], &mut buf)
+            .unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        text[text.find('\n').unwrap() + 1..].to_owned()
+    }
+
+    fn old_labels(pairs: &[(&str, &str)]) -> Vec<prometheus::proto::LabelPair> {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                let mut l = prometheus::proto::LabelPair::default();
+                l.set_name((*k).to_owned());
+                l.set_value((*v).to_owned());
+                l
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_writer_matches_the_old_encoder_byte_for_byte() {
+        use prometheus::proto;
+        let label_sets: &[&[(&str, &str)]] = &[
+            &[],
+            &[("account_id", "123456789012")],
+            &[("account_id", "1"), ("key", "2"), ("user", "bob")],
+            &[("user", "we\"ird\\name\n"), ("alias", "")],
+            &[("user", "\\\n\"\"ünï\tcode\\")],
+        ];
+        let values = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            0.1,
+            1e-7,
+            1.5e-300,
+            1_795_579_920.0,
+            1_795_579_920.123,
+            86_400.0 * 730.0,
+            9_007_199_254_740_991.0,
+            9_007_199_254_740_992.0,
+            1e16,
+            1e21,
+            -1e21,
+            1.7976931348623157e308,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        for labels in label_sets {
+            let mut new = Bodies::default();
+            let (mut gauges, mut counters) = (Vec::new(), Vec::new());
+            for &v in &values {
+                new.sample(Family::Users, labels, v);
+                new.sample(Family::RefreshesTotal, labels, v);
+                let mut g = proto::Gauge::default();
+                g.set_value(v);
+                let mut m = proto::Metric::from_gauge(g);
+                m.set_label(old_labels(labels));
+                gauges.push(m);
+                let mut c = proto::Counter::default();
+                c.set_value(v);
+                let mut m = proto::Metric::default();
+                m.set_counter(c);
+                m.set_label(old_labels(labels));
+                counters.push(m);
+            }
+            assert_eq!(new.get(Family::Users), old_encoder(Family::Users, gauges));
+            assert_eq!(
+                new.get(Family::RefreshesTotal),
+                old_encoder(Family::RefreshesTotal, counters)
+            );
+
+            for series in [
+                &[][..],
+                &[0.0][..],
+                &[3.0, 86_400.0, 86_401.0, 1e9, 63_072_000.0, 63_072_001.0][..],
+                &[0.5, 2_592_000.25, 1e300][..],
+            ] {
+                let mut new = Bodies::default();
+                new.histogram(Family::AccessKeyAge, labels, series);
+                let buckets = KEY_AGE_BUCKETS_DAYS
+                    .iter()
+                    .map(|&d| {
+                        let upper = (d * 86_400) as f64;
+                        let mut b = proto::Bucket::default();
+                        b.set_upper_bound(upper);
+                        b.set_cumulative_count(
+                            series.iter().filter(|&&v| v <= upper).count() as u64
+                        );
+                        b
+                    })
+                    .collect();
+                let mut h = proto::Histogram::default();
+                h.set_bucket(buckets);
+                h.set_sample_count(series.len() as u64);
+                h.set_sample_sum(series.iter().sum());
+                let mut m = proto::Metric::default();
+                m.set_histogram(h);
+                m.set_label(old_labels(labels));
+                assert_eq!(
+                    new.get(Family::AccessKeyAge),
+                    old_encoder(Family::AccessKeyAge, vec![m])
+                );
+            }
         }
     }
 

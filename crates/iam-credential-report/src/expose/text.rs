@@ -1,0 +1,258 @@
+//! A direct writer of Prometheus text exposition (format 0.0.4) sample lines.
+//!
+//! Why not a metrics library's encoder: building one object per series (a label vector, a
+//! metric message, a family message) and then encoding it costs far more than the text itself
+//! once an account has thousands of users with per-user series. Here every sample is appended
+//! straight into the family's `String` body, with no object per series and no allocation per
+//! sample, like linkerd2-proxy's `linkerd/metrics/src/fmt.rs`.
+//!
+//! The output is byte for byte what the `prometheus` crate's (0.14) `TextEncoder` wrote before,
+//! which the golden files pin:
+//!
+//! - `name{label="value",...} value`, labels in the order given, no braces without labels, no
+//!   timestamp;
+//! - label values escaped: `\` as `\\`, `"` as `\"` and a newline as `\n`; nothing else is
+//!   escaped, and label names never are (they are constants);
+//! - values as Rust's `Display` for `f64` writes them: integral values without a fraction or an
+//!   exponent (`1`, `1795579920`, `1000000000000000000000` for 1e21), others in their shortest
+//!   round-tripping decimal form (`0.5`, `1795579920.123`), and `NaN`, `inf`, `-inf`, `-0`;
+//! - a histogram as cumulative `_bucket` lines with `le` the last label and its bound written
+//!   like a value, a closing `le="+Inf"` bucket holding the count, then `_sum` and `_count`.
+
+use std::fmt::Write as _;
+
+/// Integral values below this magnitude are written through the integer fast path: every
+/// integer up to 2^53 is exact in an `f64`, so its shortest round-tripping decimal form (what
+/// `Display` prints) is the integer's own digits.
+const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0;
+
+/// Appends one sample line: `name{labels} value\n`.
+pub(super) fn sample(buf: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
+    sample_with(buf, name, "", labels, None, value);
+}
+
+/// Appends one histogram series: a cumulative `_bucket` line per upper bound (`counts[i]` is
+/// the cumulative count at `bounds[i]`), the `+Inf` bucket, `_sum` and `_count`.
+pub(super) fn histogram(
+    buf: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    bounds: &[f64],
+    counts: &[u64],
+    count: u64,
+    sum: f64,
+) {
+    debug_assert_eq!(bounds.len(), counts.len());
+    // Room for a bound's digits, so no heap string per bucket.
+    let mut le = String::with_capacity(24);
+    for (&bound, &cumulative) in bounds.iter().zip(counts) {
+        le.clear();
+        value(&mut le, bound);
+        sample_with(
+            buf,
+            name,
+            "_bucket",
+            labels,
+            Some(("le", &le)),
+            cumulative as f64,
+        );
+    }
+    // Left out, as the old encoder did, when a bound is +Inf already.
+    if !bounds
+        .iter()
+        .any(|b| b.is_infinite() && b.is_sign_positive())
+    {
+        sample_with(
+            buf,
+            name,
+            "_bucket",
+            labels,
+            Some(("le", "+Inf")),
+            count as f64,
+        );
+    }
+    sample_with(buf, name, "_sum", labels, None, sum);
+    sample_with(buf, name, "_count", labels, None, count as f64);
+}
+
+fn sample_with(
+    buf: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &[(&str, &str)],
+    extra: Option<(&str, &str)>,
+    v: f64,
+) {
+    buf.push_str(name);
+    buf.push_str(suffix);
+    if !labels.is_empty() || extra.is_some() {
+        let mut sep = '{';
+        for (k, v) in labels.iter().copied().chain(extra) {
+            buf.push(sep);
+            buf.push_str(k);
+            buf.push_str("=\"");
+            escaped(buf, v);
+            buf.push('"');
+            sep = ',';
+        }
+        buf.push('}');
+    }
+    buf.push(' ');
+    value(buf, v);
+    buf.push('\n');
+}
+
+/// Appends a label value escaped: `\` → `\\`, `"` → `\"`, newline → `\n`.
+pub(super) fn escaped(buf: &mut String, v: &str) {
+    let mut rest = v;
+    while let Some(i) = rest.bytes().position(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+        buf.push_str(&rest[..i]);
+        buf.push_str(match rest.as_bytes()[i] {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            _ => "\\n",
+        });
+        rest = &rest[i + 1..];
+    }
+    buf.push_str(rest);
+}
+
+/// Appends a sample value exactly as `f64`'s `Display` writes it.
+pub(super) fn value(buf: &mut String, v: f64) {
+    // `-0.0` passes the integer test but `Display` writes it `-0`; NaN and the infinities fail
+    // the `fract` test.
+    if v.fract() == 0.0 && v.abs() < EXACT_INTEGER_LIMIT && !(v == 0.0 && v.is_sign_negative()) {
+        integer(buf, v as i64);
+    } else {
+        write!(buf, "{v}").expect("writing to a String cannot fail");
+    }
+}
+
+/// Appends the decimal digits of an integer, without `fmt`'s machinery.
+fn integer(buf: &mut String, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        buf.push('-');
+    }
+    buf.push_str(std::str::from_utf8(&digits[i..]).expect("ASCII digits"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(x: f64) -> String {
+        let mut s = String::new();
+        value(&mut s, x);
+        s
+    }
+
+    #[test]
+    fn values_are_written_like_display() {
+        let cases: &[(f64, &str)] = &[
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (1.0, "1"),
+            (-1.0, "-1"),
+            (0.5, "0.5"),
+            (-2.25, "-2.25"),
+            (0.1, "0.1"),
+            (1e-7, "0.0000001"),
+            (86_400.0, "86400"),
+            (63_072_000.0, "63072000"),
+            (1_795_579_920.0, "1795579920"),
+            (1_795_579_920.123, "1795579920.123"),
+            (1e21, "1000000000000000000000"),
+            (-1e21, "-1000000000000000000000"),
+            (9_007_199_254_740_991.0, "9007199254740991"),
+            (9_007_199_254_740_992.0, "9007199254740992"),
+            (f64::MAX, &f64::MAX.to_string()),
+            (f64::MIN_POSITIVE, &f64::MIN_POSITIVE.to_string()),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+        ];
+        for &(x, want) in cases {
+            assert_eq!(v(x), want, "{x:?}");
+            assert_eq!(v(x), x.to_string(), "{x:?}");
+        }
+    }
+
+    #[test]
+    fn integral_values_match_display_around_the_fast_path_limit() {
+        let mut x = 1.0f64;
+        while x < 1e30 {
+            for y in [x - 1.0, x, x + 1.0, -x, x * 3.0 + 7.0] {
+                assert_eq!(v(y), y.to_string(), "{y:?}");
+            }
+            x *= 2.0;
+        }
+        // A cheap deterministic spread of timestamps, counts and durations.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let y = (seed >> (seed % 40)) as f64;
+            assert_eq!(v(y), y.to_string(), "{y:?}");
+            let z = y / 1000.0;
+            assert_eq!(v(z), z.to_string(), "{z:?}");
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut s = String::new();
+        escaped(&mut s, "plain");
+        escaped(&mut s, "|a\\b\"c\nd|");
+        escaped(&mut s, "\\\n\"");
+        escaped(&mut s, "tab\tand ünïcode stay");
+        assert_eq!(s, "plain|a\\\\b\\\"c\\nd|\\\\\\n\\\"tab\tand ünïcode stay");
+    }
+
+    #[test]
+    fn samples_have_braces_only_with_labels() {
+        let mut s = String::new();
+        sample(&mut s, "up", &[], 1.0);
+        sample(&mut s, "x", &[("a", "1"), ("b", "q\"")], 0.5);
+        assert_eq!(s, "up 1\nx{a=\"1\",b=\"q\\\"\"} 0.5\n");
+    }
+
+    #[test]
+    fn histograms_put_le_last_and_close_with_inf() {
+        let mut s = String::new();
+        histogram(
+            &mut s,
+            "h",
+            &[("account_id", "1")],
+            &[86_400.0, 0.5],
+            &[1, 2],
+            3,
+            90_000.5,
+        );
+        assert_eq!(
+            s,
+            "h_bucket{account_id=\"1\",le=\"86400\"} 1\n\
+             h_bucket{account_id=\"1\",le=\"0.5\"} 2\n\
+             h_bucket{account_id=\"1\",le=\"+Inf\"} 3\n\
+             h_sum{account_id=\"1\"} 90000.5\n\
+             h_count{account_id=\"1\"} 3\n"
+        );
+        let mut s = String::new();
+        histogram(&mut s, "h", &[], &[1.0, f64::INFINITY], &[0, 0], 0, 0.0);
+        assert_eq!(
+            s,
+            "h_bucket{le=\"1\"} 0\nh_bucket{le=\"inf\"} 0\nh_sum 0\nh_count 0\n"
+        );
+    }
+}
