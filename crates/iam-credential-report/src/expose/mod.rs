@@ -411,7 +411,7 @@ pub fn render_live(account_id: &str, name: Option<&str>, live: Option<&LiveFacts
             out.sample(
                 Family::CheckFailures,
                 &[acct, ("check", c.name())],
-                bool_value(failing.contains(&c)),
+                bool_value(failing.contains(c)),
             );
         }
         if let Some(p) = policy {
