@@ -6,6 +6,9 @@
 //! rendered into per-family bodies once per new report, and [`compose`] stitches the bodies of
 //! all accounts under one `# HELP`/`# TYPE` header per family. A snapshot is rendered afresh
 //! from its report, so a user deleted from IAM loses its series at the next report.
+//!
+//! The text is written by hand, straight into the bodies, by the `text` submodule: see there
+//! why, and what it escapes.
 
 use crate::checks::{judge_password_policy, key_last_activity, AccountCheck, Assessment, Check};
 use crate::report::CredentialReport;

@@ -1,23 +1,30 @@
 //! A direct writer of Prometheus text exposition (format 0.0.4) sample lines.
 //!
-//! Why not a metrics library's encoder: building one object per series (a label vector, a
-//! metric message, a family message) and then encoding it costs far more than the text itself
-//! once an account has thousands of users with per-user series. Here every sample is appended
-//! straight into the family's `String` body, with no object per series and no allocation per
-//! sample, like linkerd2-proxy's `linkerd/metrics/src/fmt.rs`.
+//! Why by hand: a metrics library's encoder wants one object per series (a label vector, a
+//! metric message, a family message) before it writes a byte, and with per-user series an
+//! account has tens of thousands of series; building and encoding those objects cost several
+//! times the text itself. Here every sample is appended straight into its family's `String`
+//! body, with no object and no allocation per sample, in the manner of linkerd2-proxy's
+//! `linkerd/metrics/src/fmt.rs`. For per-user series the shared start of a family's lines (name
+//! and account label, [`Prefix`]) is rendered once per family and each user's label
+//! ([`Labels`]) once per user, so a sample is a few copies and its value.
 //!
-//! The output is byte for byte what the `prometheus` crate's (0.14) `TextEncoder` wrote before,
-//! which the golden files pin:
+//! The output is byte for byte what the `prometheus` crate's (0.14) `TextEncoder` wrote before
+//! (the golden files pin it, and a unit test compares the two):
 //!
 //! - `name{label="value",...} value`, labels in the order given, no braces without labels, no
 //!   timestamp;
-//! - label values escaped: `\` as `\\`, `"` as `\"` and a newline as `\n`; nothing else is
-//!   escaped, and label names never are (they are constants);
+//! - label values escaped: `\` as `\\`, `"` as `\"` and a newline as `\n`; nothing else (tabs,
+//!   control characters and non-ASCII text pass as they are), and label names never (they
+//!   are constants); HELP texts are written by `compose` as they are, and hold none of these;
 //! - values as Rust's `Display` for `f64` writes them: integral values without a fraction or an
 //!   exponent (`1`, `1795579920`, `1000000000000000000000` for 1e21), others in their shortest
-//!   round-tripping decimal form (`0.5`, `1795579920.123`), and `NaN`, `inf`, `-inf`, `-0`;
+//!   round-tripping decimal form (`0.5`, `1795579920.123`, `0.0000001`), and `NaN`, `inf`,
+//!   `-inf` and `-0` (the format says `+Inf` and `-Inf`; no sample is infinite, and the old
+//!   encoder's spelling is kept);
 //! - a histogram as cumulative `_bucket` lines with `le` the last label and its bound written
-//!   like a value, a closing `le="+Inf"` bucket holding the count, then `_sum` and `_count`.
+//!   like a value (`le="86400"`), a closing `le="+Inf"` bucket holding the count, then `_sum`
+//!   and `_count`.
 
 use std::fmt::Write as _;
 
