@@ -822,6 +822,33 @@ mod tests {
         assert!(text.contains(r#"name="we\"ird\\name\n""#), "{text}");
     }
 
+    /// Kept for byte-identity with the old encoder: Rust's `f64` `Sum` starts from `-0.0`, so
+    /// the sum of an account without active keys is written `-0` (Prometheus reads it as 0).
+    #[test]
+    fn an_empty_histogram_sums_to_negative_zero() {
+        let csv = format!(
+            "{}\nbob,arn:aws:iam::1:user/bob,2020-01-01T00:00:00Z,false,N/A,N/A,N/A,true,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A,0\n",
+            crate::synthetic::HEADER
+        );
+        let report = crate::report::parse(csv.as_bytes()).unwrap();
+        let now = "2026-11-25T00:00:00Z".parse().unwrap();
+        let assessment = crate::checks::judge(&report, now, &Default::default());
+        let bodies = render_report("1", &report, &assessment, None, now, &Default::default());
+        let age = bodies.get(Family::AccessKeyAge);
+        assert!(
+            age.contains("_bucket{account_id=\"1\",le=\"+Inf\"} 0\n"),
+            "{age}"
+        );
+        assert!(
+            age.contains("aws_iam_access_key_age_seconds_sum{account_id=\"1\"} -0\n"),
+            "{age}"
+        );
+        assert!(
+            age.ends_with("aws_iam_access_key_age_seconds_count{account_id=\"1\"} 0\n"),
+            "{age}"
+        );
+    }
+
     #[test]
     fn a_user_failing_a_key_check_on_both_keys_has_one_series_per_check() {
         let csv = format!(
