@@ -6,6 +6,9 @@
 //! rendered into per-family bodies once per new report, and [`compose`] stitches the bodies of
 //! all accounts under one `# HELP`/`# TYPE` header per family. A snapshot is rendered afresh
 //! from its report, so a user deleted from IAM loses its series at the next report.
+//!
+//! The text is written by hand, straight into the bodies, by the `text` submodule: see there
+//! why, and what it escapes.
 
 use crate::account::{FailureReason, LiveFacts};
 use crate::judge::{judge_password_policy, key_last_activity, AccountCheck, Assessment, Check};
@@ -14,6 +17,8 @@ use chrono::{DateTime, Utc};
 use regex::Regex;
 
 mod text;
+
+use text::{Label, Labels, Prefix};
 
 const REPORT_AGE_NOTE: &str = "From the IAM credential report, which AWS regenerates at most every 4 hours: the value can be up to 4 hours old, and is cached by the exporter between refreshes.";
 
@@ -308,59 +313,123 @@ pub fn render_report(
         return out;
     }
 
-    // One series per failing (user, check): key checks can fail once per key, and a row's
-    // findings interleave its keys' checks, so a pair can come back after another check.
-    let mut seen = std::collections::HashSet::new();
-    for f in &assessment.findings {
-        if !seen.insert((f.row, f.check)) {
-            continue;
+    // A family's lines all start with its name and the account label, rendered once, and
+    // each user's label is rendered once. The samples are walked twice: to size each body,
+    // then to write it without regrowing.
+    let per_user = PerUser::new(report, assessment, opts);
+    let prefixes: Vec<Prefix> = Family::ALL
+        .iter()
+        .map(|f| Prefix::new(f.name(), acct))
+        .collect();
+    let mut room = vec![0; Family::ALL.len()];
+    per_user.samples(|f, labels, v| {
+        room[f as usize] += prefixes[f as usize].line_len(labels) + text::value_len(v);
+    });
+    for &f in Family::ALL {
+        out.body(f).reserve(room[f as usize]);
+    }
+    per_user.samples(|f, labels, v| {
+        prefixes[f as usize].sample(out.body(f), labels, v);
+    });
+    out
+}
+
+/// A report's per-user series, their labels rendered.
+struct PerUser<'a> {
+    report: &'a CredentialReport,
+    /// The failing (row, check) pairs of the wanted users, each once, in finding order.
+    failing: Vec<(usize, Check)>,
+    /// Per row, its `user` label, or nothing when the user is not wanted.
+    users: Labels,
+    /// Per check (by discriminant), its `check` label.
+    checks: Labels,
+    /// Per key slot, its `key` label.
+    slots: Labels,
+}
+
+impl<'a> PerUser<'a> {
+    fn new(report: &'a CredentialReport, assessment: &Assessment, opts: &RenderOptions) -> Self {
+        let wanted: Vec<bool> = report.rows.iter().map(|r| opts.wants(&r.user)).collect();
+        let bytes = (report.rows.iter().zip(&wanted))
+            .filter(|(_, w)| **w)
+            .map(|(r, _)| r.user.len() + ",user=\"\"".len())
+            .sum();
+        let mut users = Labels::with_capacity(report.rows.len(), bytes);
+        for (row, &w) in report.rows.iter().zip(&wanted) {
+            if w {
+                users.push("user", &row.user);
+            } else {
+                users.push_none();
+            }
         }
-        let user = &report.rows[f.row].user;
-        if opts.wants(user) {
-            out.sample(
-                Family::UserCheckFailed,
-                &[acct, ("check", f.check.name()), ("user", user)],
-                1.0,
-            );
+        let mut checks = Labels::default();
+        for (i, c) in Check::ALL.iter().enumerate() {
+            debug_assert_eq!(*c as usize, i, "Check::ALL in declaration order");
+            checks.push("check", c.name());
+        }
+        let mut slots = Labels::default();
+        slots.push("key", "1");
+        slots.push("key", "2");
+
+        // Key checks can fail once per key, and a row's findings interleave its keys' checks,
+        // so a pair can come back after another check: a bit per check and row says which
+        // were seen.
+        const _: () = assert!(Check::ALL.len() <= 32);
+        let mut seen = vec![0u32; report.rows.len()];
+        let failing = assessment
+            .findings
+            .iter()
+            .filter(|f| {
+                let bit = 1 << (f.check as u32);
+                let first = seen[f.row] & bit == 0;
+                seen[f.row] |= bit;
+                first && wanted[f.row]
+            })
+            .map(|f| (f.row, f.check))
+            .collect();
+        PerUser {
+            report,
+            failing,
+            users,
+            checks,
+            slots,
         }
     }
 
-    for row in report.rows.iter().filter(|r| opts.wants(&r.user)) {
-        let user = ("user", row.user.as_str());
-        out.sample(
-            Family::UserMfaActive,
-            &[acct, user],
-            bool_value(row.mfa_active),
-        );
-        if let Some(enabled) = row.password_enabled {
-            out.sample(
-                Family::UserPasswordEnabled,
-                &[acct, user],
-                bool_value(enabled),
-            );
+    /// Calls `emit` with each sample: its family, its labels after the account's, its value.
+    fn samples(&self, mut emit: impl FnMut(Family, &[Label], f64)) {
+        // One series per failing (user, check).
+        for &(row, check) in &self.failing {
+            let labels = [self.checks.get(check as usize), self.users.get(row)];
+            emit(Family::UserCheckFailed, &labels, 1.0);
         }
-        if let Some(t) = row.password_last_used.at() {
-            out.sample(Family::UserPasswordLastUsed, &[acct, user], seconds(t));
-        }
-        for (slot, key) in row.keys.iter().enumerate() {
-            if !key.exists() {
+        for (i, row) in self.report.rows.iter().enumerate() {
+            let user = self.users.get(i);
+            if user.is_empty() {
                 continue;
             }
-            let k = ("key", ["1", "2"][slot]);
-            out.sample(
-                Family::AccessKeyActive,
-                &[acct, k, user],
-                bool_value(key.active),
-            );
-            if let Some(t) = key.last_rotated.at() {
-                out.sample(Family::AccessKeyLastRotated, &[acct, k, user], seconds(t));
+            emit(Family::UserMfaActive, &[user], bool_value(row.mfa_active));
+            if let Some(enabled) = row.password_enabled {
+                emit(Family::UserPasswordEnabled, &[user], bool_value(enabled));
             }
-            if let Some(t) = key.last_used.at() {
-                out.sample(Family::AccessKeyLastUsed, &[acct, k, user], seconds(t));
+            if let Some(t) = row.password_last_used.at() {
+                emit(Family::UserPasswordLastUsed, &[user], seconds(t));
+            }
+            for (slot, key) in row.keys.iter().enumerate() {
+                if !key.exists() {
+                    continue;
+                }
+                let labels = [self.slots.get(slot), user];
+                emit(Family::AccessKeyActive, &labels, bool_value(key.active));
+                if let Some(t) = key.last_rotated.at() {
+                    emit(Family::AccessKeyLastRotated, &labels, seconds(t));
+                }
+                if let Some(t) = key.last_used.at() {
+                    emit(Family::AccessKeyLastUsed, &labels, seconds(t));
+                }
             }
         }
     }
-    out
 }
 
 /// Renders the live account facts and the account's info series.
@@ -753,6 +822,33 @@ mod tests {
         assert!(text.contains(r#"name="we\"ird\\name\n""#), "{text}");
     }
 
+    /// Kept for byte-identity with the old encoder: Rust's `f64` `Sum` starts from `-0.0`, so
+    /// the sum of an account without active keys is written `-0` (Prometheus reads it as 0).
+    #[test]
+    fn an_empty_histogram_sums_to_negative_zero() {
+        let csv = format!(
+            "{}\nbob,arn:aws:iam::1:user/bob,2020-01-01T00:00:00Z,false,N/A,N/A,N/A,true,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A,0\n",
+            crate::synthetic::HEADER
+        );
+        let report = crate::report::parse(csv.as_bytes()).unwrap();
+        let now = "2026-11-25T00:00:00Z".parse().unwrap();
+        let assessment = crate::judge::judge(&report, now, &Default::default());
+        let bodies = render_report("1", &report, &assessment, None, now, &Default::default());
+        let age = bodies.get(Family::AccessKeyAge);
+        assert!(
+            age.contains("_bucket{account_id=\"1\",le=\"+Inf\"} 0\n"),
+            "{age}"
+        );
+        assert!(
+            age.contains("aws_iam_access_key_age_seconds_sum{account_id=\"1\"} -0\n"),
+            "{age}"
+        );
+        assert!(
+            age.ends_with("aws_iam_access_key_age_seconds_count{account_id=\"1\"} 0\n"),
+            "{age}"
+        );
+    }
+
     #[test]
     fn a_user_failing_a_key_check_on_both_keys_has_one_series_per_check() {
         let csv = format!(
@@ -777,6 +873,29 @@ mod tests {
                 "aws_iam_user_check_failed{{account_id=\"1\",check=\"{check}\",user=\"bob\"}} 1\n"
             );
             assert_eq!(text.matches(&series).count(), 1, "{text}");
+        }
+    }
+
+    #[test]
+    fn per_user_bodies_are_sized_exactly_before_they_are_written() {
+        let now = "2026-11-25T00:00:00Z".parse().unwrap();
+        let csv = crate::synthetic::report("123456789012", 300, now, 7);
+        let report = crate::report::parse(csv.as_bytes()).unwrap();
+        let assessment = crate::judge::judge(&report, now, &Default::default());
+        let opts = RenderOptions::all_users();
+        let bodies = render_report("1", &report, &assessment, None, now, &opts);
+        for f in [
+            Family::UserCheckFailed,
+            Family::UserMfaActive,
+            Family::UserPasswordEnabled,
+            Family::UserPasswordLastUsed,
+            Family::AccessKeyActive,
+            Family::AccessKeyLastRotated,
+            Family::AccessKeyLastUsed,
+        ] {
+            let body = &bodies.0[f as usize];
+            assert!(!body.is_empty(), "{}", f.name());
+            assert_eq!(body.capacity(), body.len(), "{}", f.name());
         }
     }
 
