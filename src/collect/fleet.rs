@@ -314,7 +314,9 @@ impl Fleet {
         }
         let lister = self.lister.as_ref().expect("the lister was just made");
         let last = self.stats.discovery.and_then(|(_, n)| n);
-        match lister.active_accounts().await {
+        let listed = lister.active_accounts().await;
+        self.stats.discovery_retries = lister.retries();
+        match listed {
             Ok(accounts) => {
                 tracing::debug!(
                     accounts = accounts.len(),

@@ -587,6 +587,10 @@ pub struct ExporterStats {
     /// With organization discovery: whether the last listing succeeded (`None` before the
     /// first ends), and the ACTIVE accounts of the last good one.
     pub discovery: Option<(Option<bool>, Option<usize>)>,
+    /// With organization discovery: ListAccounts calls made again, by cause (every cause,
+    /// 0 before it first happens). Exporter-wide: the listing uses the exporter's own
+    /// credentials, so these series carry no `account_id`.
+    pub discovery_retries: Vec<(&'static str, u64)>,
 }
 
 /// Renders the exporter-wide series.
@@ -609,6 +613,13 @@ pub fn render_exporter_stats(s: &ExporterStats) -> Bodies {
         }
         if let Some(n) = listed {
             out.sample(Family::OrganizationAccounts, &[], n as f64);
+        }
+        for (cause, n) in &s.discovery_retries {
+            out.sample(
+                Family::AwsRetriesTotal,
+                &[("api", "ListAccounts"), ("cause", cause)],
+                *n as f64,
+            );
         }
     }
     out
@@ -662,6 +673,24 @@ pub fn compose<'a>(parts: impl IntoIterator<Item = &'a Bodies> + Clone) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn organization_listing_retries_show_only_with_discovery() {
+        let mut stats = ExporterStats {
+            discovery_retries: vec![("throttled", 2), ("timeout", 0)],
+            ..ExporterStats::default()
+        };
+        let text = compose([&render_exporter_stats(&stats)]);
+        assert!(!text.contains("aws_retries_total"), "{text}");
+        stats.discovery = Some((Some(true), Some(3)));
+        let text = compose([&render_exporter_stats(&stats)]);
+        assert!(text.contains(
+            "iam_credentials_exporter_aws_retries_total{api=\"ListAccounts\",cause=\"throttled\"} 2\n"
+        ));
+        assert!(text.contains(
+            "iam_credentials_exporter_aws_retries_total{api=\"ListAccounts\",cause=\"timeout\"} 0\n"
+        ));
+    }
 
     #[test]
     fn family_names_are_unique_and_follow_conventions() {
