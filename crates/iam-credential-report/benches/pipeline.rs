@@ -1,7 +1,15 @@
 //! Parse, judge and render generated reports of 100, 5,000 (the IAM users-per-account
 //! maximum) and 100,000 rows. Throughput is reported in rows per second.
 //!
-//! `cargo bench --bench pipeline`
+//! `cargo bench -p iam-credential-report --features synthetic --bench pipeline`
+//!
+//! Rendering a 5,000-user account with per-user series allocates about 9 MB (the bodies, then
+//! the composed text) and frees it every iteration. With glibc's default thresholds that memory
+//! goes back to the kernel each time, and the next iteration pays some 2,200 page faults for it
+//! (about 4.5 ms on a small VM), which swamps the rendering itself. To time the rendering, keep
+//! freed memory in the process:
+//!
+//! `GLIBC_TUNABLES=glibc.malloc.trim_threshold=134217728:glibc.malloc.mmap_threshold=134217728 cargo bench ...`
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use iam_credential_report::expose::{compose, render_report, RenderOptions};
 use iam_credential_report::judge::{judge, Thresholds};
