@@ -8,7 +8,6 @@ use aws_sdk_iam::operation::get_credential_report::GetCredentialReportOutput;
 use aws_sdk_iam::types::{ReportFormatType, ReportStateType, SummaryKeyType};
 use chrono::{DateTime, Utc};
 use iam_credential_report::account::{AccountSummary, FailureReason, LiveFacts, PasswordPolicy};
-use std::sync::Mutex;
 use std::time::Instant;
 
 /// How often one round may ask AWS for a new report after GetCredentialReport answered
@@ -29,11 +28,7 @@ impl AwsSource {
     pub fn new(env: &AwsEnv, settings: AwsSettings) -> AwsSource {
         AwsSource {
             client: aws_sdk_iam::Client::new(&env.config),
-            caller: Caller {
-                settings,
-                retries: Mutex::new(Vec::new()),
-                role: env.role.clone(),
-            },
+            caller: Caller::new(env, settings),
         }
     }
 }

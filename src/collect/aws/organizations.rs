@@ -3,7 +3,6 @@
 use super::retry::{invalid, Api, Caller, Failure, RetryCause};
 use super::{AwsEnv, AwsSettings};
 use crate::collect::SourceError;
-use std::sync::Mutex;
 use std::time::Instant;
 use strum::VariantArray;
 
@@ -41,11 +40,7 @@ impl OrganizationLister {
     pub fn new(env: &AwsEnv, settings: AwsSettings) -> OrganizationLister {
         OrganizationLister {
             client: aws_sdk_organizations::Client::new(&env.config),
-            caller: Caller {
-                settings,
-                retries: Mutex::new(Vec::new()),
-                role: env.role.clone(),
-            },
+            caller: Caller::new(env, settings),
         }
     }
 

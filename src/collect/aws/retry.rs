@@ -305,12 +305,21 @@ pub(super) type RetryCounts = Vec<((&'static str, &'static str), u64)>;
 #[derive(Debug)]
 pub(super) struct Caller {
     pub(super) settings: AwsSettings,
-    pub(super) retries: Mutex<RetryCounts>,
+    retries: Mutex<RetryCounts>,
     /// The role the calls are made as, for error messages.
     pub(super) role: Option<String>,
 }
 
 impl Caller {
+    /// A caller making calls with `env`'s credentials, bounded by `settings`.
+    pub(super) fn new(env: &super::AwsEnv, settings: AwsSettings) -> Caller {
+        Caller {
+            settings,
+            retries: Mutex::new(Vec::new()),
+            role: env.role.clone(),
+        }
+    }
+
     /// Calls made again so far, by (API, cause).
     pub(super) fn retries(&self) -> RetryCounts {
         self.retries.lock().expect("retry counter lock").clone()
