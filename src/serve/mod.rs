@@ -26,6 +26,7 @@
 
 pub mod basic_auth;
 pub mod landing;
+pub mod rate_limit;
 pub mod routes;
 mod setting;
 pub mod tls;

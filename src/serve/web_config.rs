@@ -14,6 +14,7 @@
 //! [`crate::basic_auth`]; serving is [`crate::server`].
 
 use super::basic_auth::BasicAuth;
+use super::rate_limit::RateLimiter;
 use super::setting::SettingError;
 use super::tls::{self, TlsFile};
 use crate::config::duration;
@@ -23,7 +24,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Why a web configuration file was refused. Every message names the file; the ones about a
 /// setting name its key.
@@ -111,41 +112,6 @@ const CONFIGURABLE_HEADERS: &[(&str, &[&str])] = &[
     ("X-XSS-Protection", &[]),
     ("Content-Security-Policy", &[]),
 ];
-
-/// A token bucket over the whole server (`rate_limit`): one request per `interval`, bursts
-/// of up to `burst`.
-#[derive(Debug)]
-pub struct RateLimiter {
-    interval: Duration,
-    burst: u32,
-    /// Tokens available and when they were counted.
-    bucket: Mutex<(f64, Instant)>,
-}
-
-impl RateLimiter {
-    fn new(interval: Duration, burst: u32) -> Self {
-        RateLimiter {
-            interval,
-            burst,
-            bucket: Mutex::new((f64::from(burst), Instant::now())),
-        }
-    }
-
-    /// Takes a token if one is available.
-    pub fn allow(&self) -> bool {
-        let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        let refill = now.duration_since(bucket.1).as_secs_f64() / self.interval.as_secs_f64();
-        bucket.0 = (bucket.0 + refill).min(f64::from(self.burst));
-        bucket.1 = now;
-        if bucket.0 >= 1.0 {
-            bucket.0 -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 /// A validated web configuration, ready to serve with.
 #[derive(Default)]
