@@ -4,11 +4,9 @@
 //!
 //! A console user's MFA device is removed in moto: the webhook must receive the MFA alert that
 //! names the user and the account. MFA is restored: the same alert must arrive resolved.
-mod common;
-
-use common::moto::Moto;
-use common::prometheus::{Prometheus, Scrape};
-use common::{get, repo, tool, wait_for, Exporter};
+use crate::support::moto::Moto;
+use crate::support::prometheus::{Prometheus, Scrape};
+use crate::support::{get, repo, tool, wait_for, Exporter};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -6,10 +6,8 @@
 //! moto accepts any role in any account, so a refused AssumeRole comes from a gate in front of
 //! moto's STS (`AWS_ENDPOINT_URL_STS`): it answers `AccessDenied` for the accounts it is told to
 //! refuse and passes everything else through to moto.
-mod common;
-
-use common::moto::Moto;
-use common::{get, replace_file, request, sample, wait_for, Exporter};
+use crate::support::moto::Moto;
+use crate::support::{get, replace_file, request, sample, wait_for, Exporter};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,8 +1,6 @@
 //! Golden exposition files: the metrics contract, byte for byte. Run with
-//! `UPDATE_GOLDEN=1 cargo test --test golden` to rewrite them after an intended change (and
+//! `UPDATE_GOLDEN=1 cargo test --test it golden` to rewrite them after an intended change (and
 //! say so in CHANGELOG.md). Each golden file must pass `promtool check metrics`.
-mod common;
-
 use chrono::{DateTime, Utc};
 use iam_credentials_exporter::checks::{judge, Thresholds};
 use iam_credentials_exporter::metrics::{
@@ -22,7 +20,7 @@ fn now() -> DateTime<Utc> {
 }
 
 fn golden_path(name: &str) -> PathBuf {
-    common::repo().join("tests/golden").join(name)
+    crate::support::repo().join("tests/golden").join(name)
 }
 
 fn exposition(
@@ -73,7 +71,7 @@ fn check_golden(name: &str, actual: &str) {
 }
 
 fn promtool_check_metrics(name: &str, text: &str) {
-    let mut child = common::tool("promtool")
+    let mut child = crate::support::tool("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -96,7 +94,7 @@ fn promtool_check_metrics(name: &str, text: &str) {
 }
 
 fn sample_csv() -> Vec<u8> {
-    std::fs::read(common::sample_report()).unwrap()
+    std::fs::read(crate::support::sample_report()).unwrap()
 }
 
 #[test]
@@ -170,7 +168,7 @@ fn real_reports() {
         ),
     ] {
         let csv = std::fs::read(
-            common::repo()
+            crate::support::repo()
                 .join("tests/fixtures/third-party")
                 .join(fixture),
         )
@@ -183,7 +181,7 @@ fn real_reports() {
 #[test]
 fn promtool_rejects_a_broken_exposition() {
     // The lint above can fail: a duplicated family header is an error.
-    let mut child = common::tool("promtool")
+    let mut child = crate::support::tool("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -7,10 +7,8 @@
 //! fixed in 2015 (so only the content hash tells a new report from the last one), it writes
 //! no `<root_account>` row, `password_last_used` reads `no_information`, never-used keys read
 //! `N/A`, and GenerateCredentialReport answers STARTED once, then COMPLETE.
-mod common;
-
-use common::moto::Moto;
-use common::{get, sample, wait_for, Exporter};
+use crate::support::moto::Moto;
+use crate::support::{get, sample, wait_for, Exporter};
 use std::time::Duration;
 
 /// moto's default account.

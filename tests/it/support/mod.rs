@@ -2,6 +2,8 @@
 //! to it, and poll for conditions against a deadline.
 #![allow(dead_code)]
 
+// examples/fake_iam.rs includes this file by its path too.
+#[path = "../../common/aws_query.rs"]
 pub mod aws_query;
 pub mod moto;
 
