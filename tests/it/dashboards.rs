@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use crate::support::prometheus::{run, Prometheus, Scrape};
+use crate::support::prometheus::{Prometheus, Scrape};
+use crate::support::tools::run;
 use crate::support::{repo, tool, write_fresh_sample_report, Exporter};
 
 /// Panels that read metrics only live AWS provides (the account summary and the password

@@ -9,18 +9,22 @@ use iam_credentials_exporter::metrics::{
 };
 use iam_credentials_exporter::report::parse;
 use iam_credentials_exporter::source::{AccountSummary, FailureReason, LiveFacts, PasswordPolicy};
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::tools::{repo, run_with_input, tool};
 
 const NOW: &str = "2026-11-25T06:00:00Z";
+
+/// How long `promtool check metrics` may take.
+const PROMTOOL: Duration = Duration::from_secs(60);
 
 fn now() -> DateTime<Utc> {
     NOW.parse().unwrap()
 }
 
 fn golden_path(name: &str) -> PathBuf {
-    crate::support::repo().join("tests/golden").join(name)
+    repo().join("tests/golden").join(name)
 }
 
 fn exposition(
@@ -71,25 +75,14 @@ fn check_golden(name: &str, actual: &str) {
 }
 
 fn promtool_check_metrics(name: &str, text: &str) {
-    let mut child = crate::support::tool("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut promtool = tool("promtool");
+    promtool.args(["check", "metrics"]);
+    let out = run_with_input(promtool, &repo(), Some(text.as_bytes()), PROMTOOL);
     assert!(
         out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
         "promtool check metrics on {name}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        out.stdout,
+        out.stderr
     );
 }
 
@@ -167,12 +160,7 @@ fn real_reports() {
             "legacy-16col.prom",
         ),
     ] {
-        let csv = std::fs::read(
-            crate::support::repo()
-                .join("tests/fixtures/third-party")
-                .join(fixture),
-        )
-        .unwrap();
+        let csv = std::fs::read(repo().join("tests/fixtures/third-party").join(fixture)).unwrap();
         let text = exposition(&csv, None, None, &RenderOptions::all_users());
         check_golden(golden, &text);
     }
@@ -181,18 +169,9 @@ fn real_reports() {
 #[test]
 fn promtool_rejects_a_broken_exposition() {
     // The lint above can fail: a duplicated family header is an error.
-    let mut child = crate::support::tool("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"# TYPE a gauge\na 1\n# TYPE a gauge\na 2\n")
-        .unwrap();
-    assert!(!child.wait_with_output().unwrap().status.success());
+    let mut promtool = tool("promtool");
+    promtool.args(["check", "metrics"]);
+    let broken = b"# TYPE a gauge\na 1\n# TYPE a gauge\na 2\n";
+    let out = run_with_input(promtool, &repo(), Some(broken), PROMTOOL);
+    assert!(!out.status.success());
 }

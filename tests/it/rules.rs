@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
 
-use crate::support::prometheus::{run, Prometheus, Scrape};
+use crate::support::prometheus::{Prometheus, Scrape};
+use crate::support::tools::run;
 use crate::support::{repo, tool, write_fresh_sample_report, Exporter};
 
 /// Where every `runbook_url` points, followed by `#<alert name in lower case>`.

@@ -16,14 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod prometheus;
+pub mod tools;
+
+pub use tools::{repo, tool};
 
 /// The exporter binary cargo built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_iam-credentials-exporter");
-
-/// The repository root.
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The bundled sample report.
 pub fn sample_report() -> PathBuf {
@@ -263,18 +261,6 @@ pub fn lines_with<'a>(exposition: &'a str, prefix: &str) -> Vec<&'a str> {
         .lines()
         .filter(|l| l.starts_with(prefix))
         .collect()
-}
-
-/// Runs a tool from PATH, failing the test (not skipping it) when the tool is missing.
-pub fn tool(name: &str) -> Command {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{name}` is not on PATH: run the suite through scripts/test, which installs it"
-    );
-    Command::new(name)
 }
 
 /// Copies `src` to `dst` atomically (write then rename), as a deploy would.

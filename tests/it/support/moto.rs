@@ -2,7 +2,8 @@
 //! started on a free loopback port, polled until it answers, killed on drop. Tests seed and
 //! change it with boto3 through `tests/moto/iam.py`, run by the Python next to `moto_server`.
 
-use super::{tool, wait_for};
+use super::tools::{tool, which};
+use super::wait_for;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -115,14 +116,4 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn which(name: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(name))
-                .find(|f| f.is_file())
-        })
-        .unwrap_or_else(|| panic!("`{name}` is not on PATH: run the suite through scripts/test"))
 }

@@ -1,13 +1,11 @@
 //! A real Prometheus for the tests (Debian's `prometheus` binary, run by hand on 127.0.0.1):
 //! a temporary configuration and TSDB, a 1 s scrape and rule-evaluation interval, queried
-//! through its HTTP API. Also runs command-line tools (promtool, tsc) with a deadline.
-//!
-//! Every process started here is killed when its guard drops, on success or panic.
+//! through its HTTP API. Killed when its guard drops, on success or panic.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -220,62 +218,4 @@ pub fn encode(s: &str) -> String {
         }
     }
     out
-}
-
-/// What a finished command printed, and how it exited.
-pub struct Output {
-    /// Exit status.
-    pub status: ExitStatus,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-}
-
-impl Output {
-    /// Both streams and the status, for failure messages.
-    pub fn both(&self) -> String {
-        format!(
-            "exit: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.status, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs a command (built with [`tool`], so a missing program fails the test) in `dir`,
-/// killing it and failing the test if it does not finish within `timeout`.
-pub fn run(mut cmd: Command, dir: &Path, timeout: Duration) -> Output {
-    struct KillOnDrop(Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let what = format!("{cmd:?}");
-    let mut child = KillOnDrop(
-        cmd.current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{what}: {e}")),
-    );
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = drain(Box::new(child.0.stdout.take().unwrap()));
-    let err = drain(Box::new(child.0.stderr.take().unwrap()));
-    let status = wait_for(&format!("{what} to finish"), timeout, || {
-        child.0.try_wait().unwrap()
-    });
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
 }
