@@ -38,6 +38,14 @@ pub fn get(url: &str) -> Reply {
     request("GET", url, &[])
 }
 
+/// The status of a GET of `url`, or `None` when nothing answered within a couple of seconds:
+/// for readiness checks, which poll until their server answers.
+pub fn probe(url: &str) -> Option<u16> {
+    try_request("GET", url, &[], Duration::from_secs(2))
+        .ok()
+        .map(|r| r.status)
+}
+
 fn try_request(
     method: &str,
     url: &str,

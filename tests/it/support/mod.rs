@@ -2,7 +2,11 @@
 //!
 //! - [`tools`]: `repo()`, programs from PATH, `run(cmd, dir, timeout)` with a kill-on-drop
 //!   guard. Only std: the pure suites (golden files) use it and nothing else from here.
-//! - [`moto`], [`prometheus`]: the AWS and Prometheus stand-ins.
+//! - [`loopback`]: a private 127.x.y.z address per server child, so no two tests (in this
+//!   process or another) can pick the same address and port.
+//! - [`server`]: a server child on such an address, ready only when its own probe answers
+//!   while it runs; its output in every failure.
+//! - [`moto`], [`prometheus`]: the AWS and Prometheus stand-ins, as such children.
 //! - [`exporter`]: the real binary on 127.0.0.1:0 (it binds and reports its own port).
 //! - [`http`]: a client that returns every status; [`aws_query`]: IAM's wire format for the
 //!   in-process fake IAM endpoints (shared with `examples/fake_iam.rs`, hence its place).
@@ -12,8 +16,10 @@
 pub mod aws_query;
 pub mod exporter;
 pub mod http;
+pub mod loopback;
 pub mod moto;
 pub mod prometheus;
+pub mod server;
 pub mod tools;
 
 pub use exporter::{Exporter, BIN};

@@ -1,65 +1,54 @@
 //! moto's server (PyPI `moto[server]`) as the stand-in for AWS IAM, STS and Organizations:
-//! started on a free loopback port, polled until it answers, killed on drop. Tests seed and
-//! change it with boto3 through `tests/moto/iam.py`, run by the Python next to `moto_server`.
+//! started on a private loopback address, ready when its own `/moto-api/` page answers while it
+//! runs, killed on drop. Tests seed and change it with boto3 through `tests/moto/*.py`, run by
+//! the Python next to `moto_server`.
 
-use super::tools::{tool, which};
-use super::wait_for;
-use std::net::{TcpListener, TcpStream};
+use super::http::probe;
+use super::server::ServerProcess;
+use super::tools::{repo, tool, which};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+/// How long moto may take to start.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running moto server, killed on drop.
 pub struct Moto {
-    child: Child,
-    /// The port it listens on, on 127.0.0.1.
-    pub port: u16,
+    server: ServerProcess,
     python: PathBuf,
 }
 
 impl Moto {
-    /// Starts `moto_server` from PATH (installed by scripts/install-test-tools) on a free port
-    /// and waits until it accepts connections. Fails the test when moto is missing.
+    /// Starts `moto_server` from PATH (installed by scripts/install-test-tools) and waits until
+    /// it serves its API page. Fails the test when moto is missing or does not start.
     pub fn start() -> Moto {
-        // A port picked by binding :0 can be taken before moto binds it: try a few.
-        for _ in 0..3 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("picking a free port")
-                .port();
-            let mut cmd = tool("moto_server");
-            let python = which("moto_server")
-                .parent()
-                .expect("moto_server lives in a directory")
-                .join("python");
-            let child = cmd
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("starting moto_server");
-            let mut moto = Moto {
-                child,
-                port,
-                python,
-            };
-            let up = wait_for("moto_server to listen", Duration::from_secs(30), || {
-                if let Ok(Some(_)) = moto.child.try_wait() {
-                    return Some(false);
-                }
-                TcpStream::connect(("127.0.0.1", port)).ok().map(|_| true)
-            });
-            if up {
-                return moto;
-            }
-        }
-        panic!("moto_server exited three times at start-up");
+        let python = which("moto_server")
+            .parent()
+            .expect("moto_server lives in a directory")
+            .join("python");
+        let server = ServerProcess::start(
+            "moto_server",
+            START_TIMEOUT,
+            |addr| {
+                let mut cmd = tool("moto_server");
+                cmd.args(["-H", &addr.ip().to_string(), "-p", &addr.port().to_string()]);
+                cmd
+            },
+            |addr| probe(&format!("http://{addr}/moto-api/")) == Some(200),
+        );
+        Moto { server, python }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+
+    /// `http://ADDR`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.server.url("")
     }
 
     /// The environment that points the exporter (or boto3) at moto: its endpoint, dummy
@@ -87,7 +76,7 @@ impl Moto {
     }
 
     fn script(&self, name: &str, args: &[&str]) -> String {
-        let script = super::repo().join("tests/moto").join(name);
+        let script = repo().join("tests/moto").join(name);
         let out = Command::new(&self.python)
             .arg(&script)
             .arg(self.url())
@@ -103,17 +92,11 @@ impl Moto {
             });
         assert!(
             out.status.success(),
-            "{name} {args:?} failed:\n{}{}",
+            "{name} {args:?} failed:\n{}{}\n--- the end of moto's log ---\n{}",
             String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&out.stderr),
+            self.server.last_logs(40)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

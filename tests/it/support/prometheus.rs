@@ -1,17 +1,18 @@
-//! A real Prometheus for the tests (Debian's `prometheus` binary, run by hand on 127.0.0.1):
-//! a temporary configuration and TSDB, a 1 s scrape and rule-evaluation interval, queried
-//! through its HTTP API. Killed when its guard drops, on success or panic.
+//! A real Prometheus for the tests (Debian's `prometheus` binary, run by hand on a private
+//! loopback address): a temporary configuration and TSDB, a 1 s scrape and rule-evaluation
+//! interval, queried through its HTTP API. Ready when its own `/-/ready` answers 200 while it
+//! runs; killed (and its data directory removed) on drop.
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{get, tool, wait_for};
+use super::http::{get, probe};
+use super::server::ServerProcess;
+use super::tools::tool;
+use super::wait_for;
 
 /// How long Prometheus may take to become ready.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -26,11 +27,10 @@ pub struct Scrape<'a> {
 
 /// A running Prometheus, killed (and its data directory removed) on drop.
 pub struct Prometheus {
-    child: Child,
+    server: ServerProcess,
     /// Where its HTTP API listens.
     pub addr: SocketAddr,
-    logs: Arc<Mutex<Vec<String>>>,
-    // Dropped after the child is killed (fields drop in declaration order after `drop`).
+    // Dropped after the server is killed (fields drop in declaration order).
     _dir: tempfile::TempDir,
 }
 
@@ -47,73 +47,26 @@ impl Prometheus {
         rule_files: &[PathBuf],
         alertmanager: Option<SocketAddr>,
     ) -> Prometheus {
-        // The port is chosen by binding :0 and letting go of it; if another process takes it
-        // in between, Prometheus exits and we try again with another.
-        let mut last_logs = String::new();
-        for _ in 0..5 {
-            match Self::try_start(scrapes, rule_files, alertmanager) {
-                Ok(p) => return p,
-                Err(logs) => last_logs = logs,
-            }
-        }
-        panic!("Prometheus did not start:\n{last_logs}");
-    }
-
-    fn try_start(
-        scrapes: &[Scrape],
-        rule_files: &[PathBuf],
-        alertmanager: Option<SocketAddr>,
-    ) -> Result<Prometheus, String> {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let config = dir.path().join("prometheus.yml");
         std::fs::write(&config, config_yaml(scrapes, rule_files, alertmanager)).unwrap();
-
-        let mut child = tool("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting prometheus");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        let stderr = child.stderr.take().expect("piped stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut p = Prometheus {
-            child,
-            addr,
-            logs,
+        let data = dir.path().join("data");
+        let server = ServerProcess::start(
+            "prometheus",
+            START_TIMEOUT,
+            |addr| {
+                let mut cmd = tool("prometheus");
+                cmd.arg(format!("--config.file={}", config.display()))
+                    .arg(format!("--storage.tsdb.path={}", data.display()))
+                    .arg(format!("--web.listen-address={addr}"));
+                cmd
+            },
+            |addr| probe(&format!("http://{addr}/-/ready")) == Some(200),
+        );
+        Prometheus {
+            addr: server.addr,
+            server,
             _dir: dir,
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                return Err(format!("prometheus exited with {status}:\n{}", p.logs()));
-            }
-            if std::net::TcpStream::connect(addr).is_ok() && get(&p.url("/-/ready")).status == 200 {
-                return Ok(p);
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "Prometheus was not ready after {START_TIMEOUT:?}:\n{}",
-                    p.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -124,7 +77,7 @@ impl Prometheus {
 
     /// Everything Prometheus logged so far.
     pub fn logs(&self) -> String {
-        self.logs.lock().unwrap().join("\n")
+        self.server.logs()
     }
 
     /// GETs an API path (query string already encoded) and returns the JSON document.
@@ -160,13 +113,6 @@ impl Prometheus {
             let r = self.query(expr).unwrap_or_else(|e| panic!("`{expr}`: {e}"));
             (!r.is_empty()).then_some(r)
         })
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
