@@ -3,8 +3,9 @@
 //! (e.g. `cargo test --test it many_accounts`).
 //!
 //! The pure suites (`properties`, `fuzz_regressions`, `fixtures`, `golden`) test the parser,
-//! judge and renderer through the library. The others drive the real binary, moto, Prometheus,
-//! Alertmanager and the tools `scripts/install-test-tools` installs.
+//! judge and renderer through the library alone; `golden` also uses `support::tools` to run
+//! promtool. The others drive the real binary, moto, Prometheus, Alertmanager and the tools
+//! `scripts/install-test-tools` installs.
 
 mod support;
 
