@@ -87,7 +87,7 @@ fn promtool_check_metrics(name: &str, text: &str) {
 }
 
 fn sample_csv() -> Vec<u8> {
-    std::fs::read(crate::support::sample_report()).unwrap()
+    std::fs::read(repo().join("examples/credential-report.csv")).unwrap()
 }
 
 #[test]
