@@ -12,7 +12,7 @@
 # distroless image, which holds the binary, glibc, libgcc and the CA certificates it needs to
 # reach AWS over HTTPS, and runs as the numeric non-root user 65532.
 #
-# tests/dockerfile.rs lints this file with hadolint and runs the `RUN cargo build` line of the
+# tests/it/dockerfile.rs lints this file with hadolint and runs the `RUN cargo build` line of the
 # builder stage verbatim against the repository, so keep that command on one line and keep its
 # profile flags identical to the `cargo chef cook` line above it.
 

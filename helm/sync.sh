@@ -6,7 +6,7 @@
 #
 # The copies are generated: do not edit them; edit the sources and run this script. The copies
 # are byte-for-byte identical to their sources (nothing is marked inside them), and
-# tests/helm.rs fails when they drift, naming this script.
+# tests/it/helm.rs fails when they drift, naming this script.
 #
 # Usage: helm/sync.sh           copy
 #        helm/sync.sh --check   copy nothing, exit 1 if a copy differs or is missing or stale

@@ -1,6 +1,10 @@
-//! IAM's awsQuery wire format, for the fake IAM endpoints of the tests (`tests/aws_faults.rs`)
-//! and the soak benchmark (`examples/fake_iam.rs`): requests are forms with `Action=...`,
-//! answers are `<{Action}Response>` documents, errors `<ErrorResponse>` documents.
+//! IAM's awsQuery wire format, for the fake IAM endpoints of the tests
+//! (`tests/it/aws_faults.rs`) and the soak benchmark (`examples/fake_iam.rs`): requests are
+//! forms with `Action=...`, answers are `<{Action}Response>` documents, errors
+//! `<ErrorResponse>` documents.
+//!
+//! It stays at this path because `examples/fake_iam.rs` includes it by its path;
+//! `tests/it/support/mod.rs` mounts it as `support::aws_query`.
 #![allow(dead_code)]
 
 use bytes::Bytes;

@@ -1,4 +1,4 @@
-"""Seeds and changes moto's IAM for tests/aws_moto.rs, with boto3.
+"""Seeds and changes moto's IAM for tests/it/aws_moto.rs, with boto3.
 
 Usage: iam.py ENDPOINT COMMAND [ARGS]
   seed                  users with passwords, access keys (one inactive), virtual MFA devices,

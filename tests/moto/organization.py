@@ -1,4 +1,4 @@
-"""Seeds and changes an AWS organization in moto for tests/many_accounts.rs, with boto3.
+"""Seeds and changes an AWS organization in moto for tests/it/many_accounts.rs, with boto3.
 
 Usage: organization.py ENDPOINT COMMAND [ARGS]
   seed N              an organization with N member accounts, named member-00 ... (every

@@ -1,7 +1,5 @@
 //! The real binary serving a report file over real HTTP.
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::io::Read;
 use std::time::Duration;
 

@@ -10,104 +10,18 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 
+use crate::support::tools::{repo, run, tool, Output};
+
 const RELEASE: &str = "exporter";
 const NAMESPACE: &str = "iam-test";
 /// The oldest Kubernetes the chart supports in every mode (the pod-index label of sharding).
 const MIN_KUBE: &str = "1.28.0";
-
-/// Runs external tools with a deadline; a child still running when its guard drops is killed.
-mod tool {
-    use std::io::Read;
-    use std::path::Path;
-    use std::process::{Child, Command, ExitStatus, Stdio};
-    use std::thread;
-    use std::time::{Duration, Instant};
-
-    /// Kills the child process when dropped (on a panic, a timeout or a normal return).
-    struct KillOnDrop(Child);
-
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    /// What a finished tool printed, and how it exited.
-    pub struct Output {
-        pub status: ExitStatus,
-        pub stdout: String,
-        pub stderr: String,
-    }
-
-    impl Output {
-        /// Both streams, for failure messages.
-        pub fn both(&self) -> String {
-            format!(
-                "exit: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                self.status, self.stdout, self.stderr
-            )
-        }
-    }
-
-    /// Runs `program args` in `dir`, failing the test when the program is not on PATH or does
-    /// not finish within `timeout`.
-    pub fn run(program: &str, args: &[&str], dir: &Path, timeout: Duration) -> Output {
-        let child = Command::new(program)
-            .args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run `{program}` ({e}): it must be on PATH; scripts/test installs it \
-                     with scripts/install-test-tools"
-                )
-            });
-        let mut guard = KillOnDrop(child);
-        let mut out = guard.0.stdout.take().expect("piped stdout");
-        let mut err = guard.0.stderr.take().expect("piped stderr");
-        let out_reader = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = out.read_to_string(&mut s);
-            s
-        });
-        let err_reader = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = guard.0.try_wait().expect("wait for child") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "`{program} {}` did not finish within {timeout:?}",
-                    args.join(" ")
-                );
-            }
-            thread::sleep(Duration::from_millis(20));
-        };
-        Output {
-            status,
-            stdout: out_reader.join().expect("stdout reader"),
-            stderr: err_reader.join().expect("stderr reader"),
-        }
-    }
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn chart() -> PathBuf {
     repo().join("helm/iam-credentials-exporter")
@@ -235,8 +149,10 @@ fn is_empty(v: Option<&Value>) -> bool {
     }
 }
 
-fn helm(args: &[&str]) -> tool::Output {
-    tool::run("helm", args, &repo(), Duration::from_secs(120))
+fn helm(args: &[&str]) -> Output {
+    let mut helm = tool("helm");
+    helm.args(args);
+    run(helm, &repo(), Duration::from_secs(120))
 }
 
 /// `helm template` of the chart with a ci values file.
@@ -451,12 +367,9 @@ fn rendered_manifests_pass_kubernetes_validate_strict() {
                 args.extend(["--kubernetes-version", v]);
             }
             args.push(manifest.to_str().unwrap());
-            let out = tool::run(
-                "kubernetes-validate",
-                &args,
-                dir.path(),
-                Duration::from_secs(300),
-            );
+            let mut validate = tool("kubernetes-validate");
+            validate.args(&args);
+            let out = run(validate, dir.path(), Duration::from_secs(300));
             let what = format!(
                 "kubernetes-validate --strict ({}) of {}",
                 version.unwrap_or("latest"),
@@ -499,12 +412,9 @@ fn kubernetes_validate_fails_on_a_real_error() {
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  prots: []\n",
     )
     .unwrap();
-    let out = tool::run(
-        "kubernetes-validate",
-        &["--strict", manifest.to_str().unwrap()],
-        dir.path(),
-        Duration::from_secs(300),
-    );
+    let mut validate = tool("kubernetes-validate");
+    validate.args(["--strict", manifest.to_str().unwrap()]);
+    let out = run(validate, dir.path(), Duration::from_secs(300));
     assert!(
         !out.status.success(),
         "kubernetes-validate accepted a misspelt field:\n{}",
@@ -975,12 +885,9 @@ fn check_prometheus_rule(r: &Rendering) {
     let dir = tempfile::tempdir().expect("temp dir");
     let rules_file = dir.path().join("rules.yml");
     fs::write(&rules_file, dump(at(rule, "spec"))).expect("write rules");
-    let out = tool::run(
-        "promtool",
-        &["check", "rules", rules_file.to_str().unwrap()],
-        dir.path(),
-        Duration::from_secs(60),
-    );
+    let mut promtool = tool("promtool");
+    promtool.args(["check", "rules", rules_file.to_str().unwrap()]);
+    let out = run(promtool, dir.path(), Duration::from_secs(60));
     assert!(
         out.status.success(),
         "{f}: promtool check rules of the PrometheusRule's spec failed:\n{}",
@@ -1159,12 +1066,9 @@ fn chart_copies_of_rules_and_dashboards_match_their_sources() {
 
 #[test]
 fn sync_script_check_mode_agrees() {
-    let out = tool::run(
-        "bash",
-        &["helm/sync.sh", "--check"],
-        &repo(),
-        Duration::from_secs(60),
-    );
+    let mut sync = tool("bash");
+    sync.args(["helm/sync.sh", "--check"]);
+    let out = run(sync, &repo(), Duration::from_secs(60));
     assert!(
         out.status.success(),
         "helm/sync.sh --check found drift:\n{}",
@@ -1271,13 +1175,9 @@ fn every_value_is_commented_and_documented() {
 #[test]
 fn chart_passes_only_flags_the_exporter_knows() {
     // Every flag of every rendering, looked up in the exporter's own --help.
-    let exporter = Path::new(env!("CARGO_BIN_EXE_iam-credentials-exporter"));
-    let help = tool::run(
-        exporter.to_str().unwrap(),
-        &["--help"],
-        &repo(),
-        Duration::from_secs(30),
-    );
+    let mut exporter = Command::new(env!("CARGO_BIN_EXE_iam-credentials-exporter"));
+    exporter.arg("--help");
+    let help = run(exporter, &repo(), Duration::from_secs(30));
     assert!(help.status.success(), "--help failed:\n{}", help.both());
     let mut unknown = BTreeSet::new();
     for file in ci_values_files() {

@@ -7,10 +7,9 @@
 //! fixed in 2015 (so only the content hash tells a new report from the last one), it writes
 //! no `<root_account>` row, `password_last_used` reads `no_information`, never-used keys read
 //! `N/A`, and GenerateCredentialReport answers STARTED once, then COMPLETE.
-mod common;
-
-use common::moto::Moto;
-use common::{get, sample, wait_for, Exporter};
+use crate::support::loopback::Loopback;
+use crate::support::moto::Moto;
+use crate::support::{get, sample, wait_for, Exporter};
 use std::time::Duration;
 
 /// moto's default account.
@@ -186,16 +185,13 @@ fn reads_moto_and_shows_an_mfa_regression_at_the_next_refresh() {
 
 #[test]
 fn without_credentials_a_round_fails_as_credentials() {
-    // Nothing listens on this port; the call must not get that far anyway.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Nothing listens there (the address is this test's alone); the call must not get that
+    // far anyway.
+    let nowhere = Loopback::claim();
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing");
     let missing = missing.to_str().unwrap();
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let endpoint = format!("http://{}", nowhere.free_addr());
     let exporter = Exporter::start_with_env(
         &["--refresh.interval=1s"],
         &[

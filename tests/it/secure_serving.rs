@@ -2,9 +2,7 @@
 //! made here with rcgen (no committed keys), a rustls client and Debian's curl, and hostile
 //! clients (plain HTTP on the TLS port, wrong passwords, wrong client CAs, old TLS versions,
 //! slowloris, a thousand idle connections, oversized heads, endless keep-alive).
-mod common;
-
-use common::*;
+use crate::support::*;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,

@@ -3,9 +3,7 @@
 //! by the library and by the real binary's `--config.check`; the example config and the
 //! `config:` block of every Helm chart values file (the chart renders it verbatim into the
 //! exporter's config file) validate.
-mod common;
-
-use common::{repo, BIN};
+use crate::support::{repo, BIN};
 use iam_credentials_exporter::config;
 use std::path::{Path, PathBuf};
 use std::process::Command;

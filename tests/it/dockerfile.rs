@@ -8,97 +8,13 @@
 //! and its profile is `--release`, so it reuses (and leaves) the release build cache.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
-/// Runs external tools with a deadline; a child still running when its guard drops is killed.
-mod tool {
-    use std::io::Read;
-    use std::path::Path;
-    use std::process::{Child, Command, ExitStatus, Stdio};
-    use std::thread;
-    use std::time::{Duration, Instant};
-
-    /// Kills the child process when dropped (on a panic, a timeout or a normal return).
-    struct KillOnDrop(Child);
-
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    /// What a finished program printed, and how it exited.
-    pub struct Output {
-        pub status: ExitStatus,
-        pub stdout: String,
-        pub stderr: String,
-    }
-
-    impl Output {
-        /// Both streams, for failure messages.
-        pub fn both(&self) -> String {
-            format!(
-                "exit: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                self.status, self.stdout, self.stderr
-            )
-        }
-    }
-
-    /// Runs `program args` in `dir`, failing the test when the program cannot be started or
-    /// does not finish within `timeout`.
-    pub fn run(program: &Path, args: &[String], dir: &Path, timeout: Duration) -> Output {
-        let shown = format!("{} {}", program.display(), args.join(" "));
-        let child = Command::new(program)
-            .args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run `{shown}` ({e}); test tools must be on PATH: scripts/test \
-                     installs them with scripts/install-test-tools"
-                )
-            });
-        let mut guard = KillOnDrop(child);
-        let mut out = guard.0.stdout.take().expect("piped stdout");
-        let mut err = guard.0.stderr.take().expect("piped stderr");
-        let out_reader = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = out.read_to_string(&mut s);
-            s
-        });
-        let err_reader = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = guard.0.try_wait().expect("wait for child") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                panic!("`{shown}` did not finish within {timeout:?}");
-            }
-            thread::sleep(Duration::from_millis(50));
-        };
-        Output {
-            status,
-            stdout: out_reader.join().expect("stdout reader"),
-            stderr: err_reader.join().expect("stderr reader"),
-        }
-    }
-}
+use crate::support::tools::{repo, run, tool};
 
 const BIN: &str = "iam-credentials-exporter";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// One Dockerfile instruction, continuation lines joined.
 #[derive(Debug)]
@@ -307,19 +223,16 @@ fn words(args: &str) -> Vec<String> {
 
 #[test]
 fn hadolint_finds_nothing() {
-    let out = tool::run(
-        Path::new("hadolint"),
-        &[
-            "--no-color".into(),
-            // Report style issues too, and let no inline pragma hide one.
-            "--failure-threshold".into(),
-            "style".into(),
-            "--disable-ignore-pragma".into(),
-            "Dockerfile".into(),
-        ],
-        &repo(),
-        Duration::from_secs(120),
-    );
+    let mut hadolint = tool("hadolint");
+    hadolint.args([
+        "--no-color",
+        // Report style issues too, and let no inline pragma hide one.
+        "--failure-threshold",
+        "style",
+        "--disable-ignore-pragma",
+        "Dockerfile",
+    ]);
+    let out = run(hadolint, &repo(), Duration::from_secs(120));
     assert!(
         out.status.success() && out.stdout.trim().is_empty(),
         "hadolint reports problems in the Dockerfile:\n{}",
@@ -580,10 +493,10 @@ fn build_stage_command_builds_a_working_exporter() {
         "the image builds with --locked, from the committed Cargo.lock: {build:?}"
     );
     // The very command of the Dockerfile, with this toolchain's cargo, in this repository.
-    let cargo = PathBuf::from(env!("CARGO"));
-    let out = tool::run(
-        &cargo,
-        &build[1..],
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.args(&build[1..]);
+    let out = run(
+        cargo,
         &repo(),
         // A cold release build on a small machine takes a while.
         Duration::from_secs(60 * 60),
@@ -601,12 +514,9 @@ fn build_stage_command_builds_a_working_exporter() {
         .unwrap_or_else(|| repo().join("target"));
     let binary = target.join(profile_dir(&build)).join(BIN);
     assert!(binary.is_file(), "{} was not built", binary.display());
-    let version = tool::run(
-        &binary,
-        &["--version".into()],
-        &repo(),
-        Duration::from_secs(30),
-    );
+    let mut version = Command::new(&binary);
+    version.arg("--version");
+    let version = run(version, &repo(), Duration::from_secs(30));
     assert!(
         version.status.success(),
         "{} --version failed:\n{}",

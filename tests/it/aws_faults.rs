@@ -8,9 +8,7 @@
 //! credentials, SDK retries off), refreshed by `refresh::refresh_once` into a `state::Store`,
 //! and the published exposition read back. Each test asserts the requests made, the reason
 //! recorded, and that the previous good snapshot is still served. Backoffs are milliseconds.
-mod common;
-
-use common::aws_query;
+use crate::support::aws_query;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -295,7 +293,7 @@ impl Rig {
 
     /// The value of `name{account_id="111122223333"<labels>}`, 0 when absent.
     fn value(&self, name: &str, labels: &str) -> f64 {
-        common::sample(
+        crate::support::sample(
             &self.metrics(),
             &format!("{name}{{account_id=\"{ACCOUNT}\"{labels}}}"),
         )

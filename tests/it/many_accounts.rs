@@ -6,13 +6,11 @@
 //! moto accepts any role in any account, so a refused AssumeRole comes from a gate in front of
 //! moto's STS (`AWS_ENDPOINT_URL_STS`): it answers `AccessDenied` for the accounts it is told to
 //! refuse and passes everything else through to moto.
-mod common;
-
-use common::moto::Moto;
-use common::{get, replace_file, request, sample, wait_for, Exporter};
+use crate::support::moto::Moto;
+use crate::support::{get, replace_file, request, sample, wait_for, Exporter};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -61,7 +59,7 @@ struct StsGate {
 }
 
 impl StsGate {
-    fn start(moto_port: u16) -> StsGate {
+    fn start(moto: SocketAddr) -> StsGate {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let refused = Arc::new(Mutex::new(BTreeSet::new()));
@@ -71,7 +69,7 @@ impl StsGate {
                 let Ok(conn) = conn else { continue };
                 let refused = gate.clone();
                 std::thread::spawn(move || {
-                    let _ = pass(conn, moto_port, &refused);
+                    let _ = pass(conn, moto, &refused);
                 });
             }
         });
@@ -140,7 +138,7 @@ fn write_message(w: &mut TcpStream, head: &[String], body: &[u8]) -> std::io::Re
 
 fn pass(
     client: TcpStream,
-    moto_port: u16,
+    moto: SocketAddr,
     refused: &Mutex<BTreeSet<String>>,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
@@ -159,7 +157,7 @@ fn pass(
         ];
         return write_message(&mut client, &head, xml.as_bytes());
     }
-    let mut upstream = TcpStream::connect(("127.0.0.1", moto_port))?;
+    let mut upstream = TcpStream::connect(moto)?;
     write_message(&mut upstream, &head, &body)?;
     let (rhead, rbody) = read_message(&mut BufReader::new(upstream))?;
     write_message(&mut client, &rhead, &rbody)
@@ -174,7 +172,7 @@ fn discovers_an_organization_and_keeps_reading_when_one_account_fails() {
     let moto = Moto::start();
     // 25 members; every fifth is named sandbox-NN and excluded by the config below.
     let org = seed(&moto, 25);
-    let gate = StsGate::start(moto.port);
+    let gate = StsGate::start(moto.addr());
     let watched: Vec<&(String, String, u32)> = org
         .iter()
         .filter(|(_, n, _)| !n.starts_with("sandbox-"))

@@ -1,8 +1,6 @@
 //! Golden exposition files: the metrics contract, byte for byte. Run with
-//! `UPDATE_GOLDEN=1 cargo test --test golden` to rewrite them after an intended change (and
+//! `UPDATE_GOLDEN=1 cargo test --test it golden` to rewrite them after an intended change (and
 //! say so in CHANGELOG.md). Each golden file must pass `promtool check metrics`.
-mod common;
-
 use chrono::{DateTime, Utc};
 use iam_credential_report::account::{AccountSummary, FailureReason, LiveFacts, PasswordPolicy};
 use iam_credential_report::expose::{
@@ -11,18 +9,22 @@ use iam_credential_report::expose::{
 };
 use iam_credential_report::judge::{judge, Thresholds};
 use iam_credential_report::report::parse;
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::tools::{repo, run_with_input, tool};
 
 const NOW: &str = "2026-11-25T06:00:00Z";
+
+/// How long `promtool check metrics` may take.
+const PROMTOOL: Duration = Duration::from_secs(60);
 
 fn now() -> DateTime<Utc> {
     NOW.parse().unwrap()
 }
 
 fn golden_path(name: &str) -> PathBuf {
-    common::repo().join("tests/golden").join(name)
+    repo().join("tests/golden").join(name)
 }
 
 fn exposition(
@@ -73,30 +75,19 @@ fn check_golden(name: &str, actual: &str) {
 }
 
 fn promtool_check_metrics(name: &str, text: &str) {
-    let mut child = common::tool("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut promtool = tool("promtool");
+    promtool.args(["check", "metrics"]);
+    let out = run_with_input(promtool, &repo(), Some(text.as_bytes()), PROMTOOL);
     assert!(
         out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
         "promtool check metrics on {name}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        out.stdout,
+        out.stderr
     );
 }
 
 fn sample_csv() -> Vec<u8> {
-    std::fs::read(common::sample_report()).unwrap()
+    std::fs::read(repo().join("examples/credential-report.csv")).unwrap()
 }
 
 #[test]
@@ -168,12 +159,7 @@ fn real_reports() {
             "legacy-16col.prom",
         ),
     ] {
-        let csv = std::fs::read(
-            common::repo()
-                .join("tests/fixtures/third-party")
-                .join(fixture),
-        )
-        .unwrap();
+        let csv = std::fs::read(repo().join("tests/fixtures/third-party").join(fixture)).unwrap();
         let text = exposition(&csv, None, None, &RenderOptions::all_users());
         check_golden(golden, &text);
     }
@@ -182,18 +168,9 @@ fn real_reports() {
 #[test]
 fn promtool_rejects_a_broken_exposition() {
     // The lint above can fail: a duplicated family header is an error.
-    let mut child = common::tool("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"# TYPE a gauge\na 1\n# TYPE a gauge\na 2\n")
-        .unwrap();
-    assert!(!child.wait_with_output().unwrap().status.success());
+    let mut promtool = tool("promtool");
+    promtool.args(["check", "metrics"]);
+    let broken = b"# TYPE a gauge\na 1\n# TYPE a gauge\na 2\n";
+    let out = run_with_input(promtool, &repo(), Some(broken), PROMTOOL);
+    assert!(!out.status.success());
 }

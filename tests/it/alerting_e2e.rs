@@ -4,15 +4,14 @@
 //!
 //! A console user's MFA device is removed in moto: the webhook must receive the MFA alert that
 //! names the user and the account. MFA is restored: the same alert must arrive resolved.
-mod common;
-
-use common::moto::Moto;
-use common::prometheus::{Prometheus, Scrape};
-use common::{get, repo, tool, wait_for, Exporter};
+use crate::support::http::probe;
+use crate::support::moto::Moto;
+use crate::support::prometheus::{Prometheus, Scrape};
+use crate::support::server::ServerProcess;
+use crate::support::{repo, tool, wait_for, Exporter};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -130,10 +129,12 @@ fn serve_connection(stream: TcpStream, sink: &Mutex<Vec<(Instant, Value)>>) {
     }
 }
 
-/// A real Alertmanager (Debian's `prometheus-alertmanager`), killed on drop.
+/// A real Alertmanager (Debian's `prometheus-alertmanager`) on a private loopback address,
+/// ready when its own `/-/ready` answers 200 while it runs; killed on drop.
 struct Alertmanager {
-    child: Child,
     addr: SocketAddr,
+    /// Dropped (killed) before its directory is removed.
+    _server: ServerProcess,
     _dir: tempfile::TempDir,
 }
 
@@ -167,49 +168,25 @@ receivers:
             ),
         )
         .unwrap();
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .unwrap()
-                .port();
-            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-            let mut child = tool("prometheus-alertmanager")
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.path={}",
-                    dir.path().join("data").display()
-                ))
-                .arg(format!("--web.listen-address={addr}"))
-                .arg("--cluster.listen-address=")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("starting prometheus-alertmanager");
-            let up = wait_for("Alertmanager to be ready", STEP, || {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return Some(false);
-                }
-                (TcpStream::connect(addr).is_ok()
-                    && get(&format!("http://{addr}/-/ready")).status == 200)
-                    .then_some(true)
-            });
-            if up {
-                return Alertmanager {
-                    child,
-                    addr,
-                    _dir: dir,
-                };
-            }
+        let data = dir.path().join("data");
+        let server = ServerProcess::start(
+            "prometheus-alertmanager",
+            STEP,
+            |addr| {
+                let mut cmd = tool("prometheus-alertmanager");
+                cmd.arg(format!("--config.file={}", config.display()))
+                    .arg(format!("--storage.path={}", data.display()))
+                    .arg(format!("--web.listen-address={addr}"))
+                    .arg("--cluster.listen-address=");
+                cmd
+            },
+            |addr| probe(&format!("http://{addr}/-/ready")) == Some(200),
+        );
+        Alertmanager {
+            addr: server.addr,
+            _server: server,
+            _dir: dir,
         }
-        panic!("Alertmanager exited at start-up five times");
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,7 +1,5 @@
 //! `iam-credentials-exporter check`: the offline judge, its outputs and exit codes.
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
 

@@ -7,8 +7,6 @@
 //! Needs `promtool` and `prometheus` on PATH (`scripts/test` puts them there); a missing tool
 //! fails the test.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,8 +15,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
 
-use common::prometheus::{run, Prometheus, Scrape};
-use common::{repo, tool, write_fresh_sample_report, Exporter};
+use crate::support::prometheus::{Prometheus, Scrape};
+use crate::support::tools::run;
+use crate::support::{repo, tool, write_fresh_sample_report, Exporter};
 
 /// Where every `runbook_url` points, followed by `#<alert name in lower case>`.
 const RUNBOOK_URL: &str =

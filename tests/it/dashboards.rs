@@ -11,8 +11,6 @@
 //! Needs `tsc` (with `@grafana/schema` in its node_modules) and `prometheus` on PATH
 //! (`scripts/test` puts them there); a missing tool fails the test.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,8 +18,9 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use common::prometheus::{run, Prometheus, Scrape};
-use common::{repo, tool, write_fresh_sample_report, Exporter};
+use crate::support::prometheus::{Prometheus, Scrape};
+use crate::support::tools::run;
+use crate::support::{repo, tool, write_fresh_sample_report, Exporter};
 
 /// Panels that read metrics only live AWS provides (the account summary and the password
 /// policy): a report file cannot make them return data, so here they are only parsed. The
