@@ -56,7 +56,11 @@ impl Loopback {
                 ),
             }
         }
-        panic!("every loopback address this process may use is claimed");
+        panic!(
+            "no address of 127.{}.0.0/16 is free to claim: each has its port {CLAIM_PORT} taken \
+             (by other test processes, or by a listener on every interface)",
+            1 + pid % 250
+        );
     }
 
     /// A socket address on this address with a port that no socket uses: the kernel's choice
