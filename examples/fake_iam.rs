@@ -27,7 +27,7 @@ use hyper_util::rt::TokioIo;
 use iam_credential_report::synthetic;
 
 /// The awsQuery wire format, shared with the fake IAM endpoint of the tests.
-#[path = "../tests/common/aws_query.rs"]
+#[path = "../tests/it/support/aws_query.rs"]
 mod aws_query;
 use aws_query::xml_response as xml;
 use rand::Rng;

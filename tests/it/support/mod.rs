@@ -12,7 +12,6 @@
 //!   in-process fake IAM endpoints (shared with `examples/fake_iam.rs`, hence its place).
 //! - Below: polling against a deadline, reading expositions, the bundled sample report.
 
-#[path = "../../common/aws_query.rs"]
 pub mod aws_query;
 pub mod exporter;
 pub mod http;

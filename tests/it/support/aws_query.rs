@@ -3,8 +3,7 @@
 //! forms with `Action=...`, answers are `<{Action}Response>` documents, errors
 //! `<ErrorResponse>` documents.
 //!
-//! It stays at this path because `examples/fake_iam.rs` includes it by its path;
-//! `tests/it/support/mod.rs` mounts it as `support::aws_query`.
+//! `examples/fake_iam.rs` includes this file by its path.
 #![allow(dead_code)]
 
 use bytes::Bytes;
