@@ -133,7 +133,7 @@ fn resolve(options: &FleetOptions, config: &Config) -> Result<Settings, ConfigEr
 impl Fleet {
     /// Loads the config file (a bad one fails start-up) and sets up the store, without
     /// starting anything.
-    pub fn new(options: FleetOptions, shutdown: CancellationToken) -> anyhow::Result<Fleet> {
+    pub fn new(options: FleetOptions, shutdown: CancellationToken) -> Result<Fleet, ConfigError> {
         let config = match &options.config_file {
             Some(path) => config::load(path)?,
             None => Config::default(),
