@@ -6,7 +6,8 @@ use crate::collect::aws;
 use crate::collect::fleet::{Fleet, FleetOptions, ReloadHandle};
 use crate::config::{self, Settings};
 use crate::serve::web_config::{self, WebState};
-use crate::serve::{self, BoxFuture, Reload, ReloadError, ServerSettings};
+use crate::serve::{self, RefusedReload, Reload, ServerSettings};
+use crate::BoxFuture;
 use anyhow::Context;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -95,7 +96,7 @@ pub fn check_config(cli: &Cli) -> anyhow::Result<String> {
 
 /// `POST /-/reload` reloads both configuration files, through the fleet's supervisor.
 impl Reload for ReloadHandle {
-    fn reload(&self) -> BoxFuture<'_, Result<(), ReloadError>> {
+    fn reload(&self) -> BoxFuture<'_, Result<(), RefusedReload>> {
         Box::pin(async move { ReloadHandle::reload(self).await.map_err(Into::into) })
     }
 }

@@ -29,6 +29,10 @@ pub mod daemon;
 pub mod serve;
 pub mod state;
 
+/// A boxed future, so that the seams between modules (`collect::ReportSource`,
+/// `serve::Reload`) can be held as trait objects.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

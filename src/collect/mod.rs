@@ -13,11 +13,8 @@ pub mod refresh;
 
 use chrono::{DateTime, Utc};
 pub use iam_credential_report::account::{FailureReason, LiveFacts, SourceError};
-use std::future::Future;
-use std::pin::Pin;
 
-/// A boxed future, so sources can be held as trait objects.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::BoxFuture;
 
 /// What one fetch brought back.
 #[derive(Debug, Clone, PartialEq, Eq)]

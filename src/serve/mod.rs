@@ -33,6 +33,7 @@ pub mod tls;
 pub mod web_config;
 
 use crate::state::Store;
+use crate::BoxFuture;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -84,17 +85,14 @@ pub struct ServerSettings {
     pub reload: Option<Arc<dyn Reload>>,
 }
 
-/// A boxed future, so [`Reload`] can be held as a trait object.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
 /// Why a reload was refused, as the reloader words it (it names the file and the key).
-pub type ReloadError = Box<dyn std::error::Error + Send + Sync>;
+pub type RefusedReload = Box<dyn std::error::Error + Send + Sync>;
 
 /// What `POST /-/reload` asks for: re-read the configuration and say whether it was applied.
 /// The daemon hands an implementation in, so the server never reaches into collection.
 pub trait Reload: Send + Sync + 'static {
     /// Reloads, and resolves once the outcome is known.
-    fn reload(&self) -> BoxFuture<'_, Result<(), ReloadError>>;
+    fn reload(&self) -> BoxFuture<'_, Result<(), RefusedReload>>;
 }
 
 impl std::fmt::Debug for dyn Reload {
