@@ -226,6 +226,20 @@ fn discovers_an_organization_and_keeps_reading_when_one_account_fails() {
         ),
         Some(1.0)
     );
+    // The listing's retries, every cause it can meet, from the first listing on.
+    for cause in ["throttled", "service_error", "timeout", "network"] {
+        assert_eq!(
+            sample(
+                &m,
+                &format!(
+                    "iam_credentials_exporter_aws_retries_total{{api=\"ListAccounts\",cause=\"{cause}\"}}"
+                )
+            ),
+            Some(0.0),
+            "{cause}"
+        );
+    }
+    assert!(!m.contains("api=\"ListAccounts\",cause=\"report_"));
     assert_eq!(
         sample(&m, "iam_credentials_exporter_config_last_reload_successful"),
         Some(1.0)
