@@ -7,8 +7,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_args();
-    if let Some(Command::Check(args)) = &cli.command {
-        return cli::check::run(args, &cli.thresholds.thresholds());
+    match &cli.command {
+        Some(Command::Check(args)) => return cli::check::run(args, &cli.thresholds.thresholds()),
+        Some(Command::Checks(args)) => return cli::checks::run(args),
+        None => {}
     }
     if cli.serve.config_check {
         return match daemon::check_config(&cli) {

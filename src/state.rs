@@ -17,7 +17,8 @@ use chrono::{DateTime, Utc};
 use flate2::write::GzEncoder;
 use iam_credential_report::account::{LiveFacts, SourceError};
 use iam_credential_report::expose::{self, Bodies, RefreshStats, RenderOptions};
-use iam_credential_report::judge::Thresholds;
+use iam_credential_report::judge::{RootFacts, Thresholds};
+use iam_credential_report::report::CredentialReport;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,9 +53,15 @@ pub struct JudgedReport {
     pub findings: usize,
     /// Rows skipped as invalid.
     pub skipped_rows: usize,
+    /// What the report says of root; `None` when it has no root row.
+    pub root: Option<RootFacts>,
     /// The rendered report series.
     pub bodies: Arc<Bodies>,
 }
+
+/// Identifies a report's bytes (its generation time and a hash), to skip parsing an
+/// unchanged one.
+pub(crate) type Fingerprint = (Option<DateTime<Utc>>, u64);
 
 /// One watched account.
 #[derive(Debug, Clone)]
@@ -68,8 +75,13 @@ pub struct AccountState {
     pub account_id: Option<String>,
     /// The account id given in the configuration, which wins over what reports say.
     pub configured_id: Option<String>,
-    /// The last good report, served until a newer one is judged.
+    /// The last good report's verdict, served until a newer one is judged.
     pub report: Option<JudgedReport>,
+    /// The last good report, parsed: judged again at every refresh while its bytes stay the
+    /// same.
+    pub parsed: Option<Arc<CredentialReport>>,
+    /// What the last good report says of root (for the live root series and checks).
+    pub root: Option<RootFacts>,
     /// The last live facts and their rendering.
     pub live: Option<LiveFacts>,
     /// Rendered live facts and account info.
@@ -80,8 +92,8 @@ pub struct AccountState {
     pub last_error: Option<SourceError>,
     /// When the last refresh attempt started.
     pub last_attempt: Option<DateTime<Utc>>,
-    /// Identifies the report behind `report`, to skip re-judging an unchanged one.
-    pub(crate) fingerprint: Option<(Option<DateTime<Utc>>, u64)>,
+    /// Identifies the bytes behind `parsed`, to skip parsing an unchanged report.
+    pub(crate) fingerprint: Option<Fingerprint>,
 }
 
 impl AccountState {
@@ -93,6 +105,8 @@ impl AccountState {
             configured_id: account_id.clone(),
             account_id,
             report: None,
+            parsed: None,
+            root: None,
             live: None,
             live_bodies: Bodies::default(),
             stats: RefreshStats::default(),
@@ -170,8 +184,12 @@ impl Store {
                 a.configured_id = state.configured_id;
                 if a.name != state.name {
                     a.name = state.name;
-                    a.live_bodies =
-                        expose::render_live(a.label(), a.name.as_deref(), a.live.as_ref());
+                    a.live_bodies = expose::render_live(
+                        a.label(),
+                        a.name.as_deref(),
+                        a.live.as_ref(),
+                        a.root.as_ref(),
+                    );
                 }
             }
             None => {
@@ -195,14 +213,10 @@ impl Store {
         }
     }
 
-    /// Replaces the judge settings. Every account's next report is judged again (even when
-    /// unchanged), so new thresholds or per-user settings show within one refresh.
+    /// Replaces the judge settings. Every refresh judges with the settings of its time, so
+    /// new thresholds or per-user settings show within one refresh.
     pub fn set_judge_settings(&self, settings: JudgeSettings) {
         *self.settings.write().expect("settings lock") = Arc::new(settings);
-        let mut accounts = self.accounts.lock().expect("accounts lock");
-        for a in accounts.values_mut() {
-            a.fingerprint = None;
-        }
     }
 
     /// Replaces the exporter-wide series and republishes.

@@ -1,11 +1,16 @@
 //! `iam-credentials-exporter check`: judge a report offline and print the findings as a
 //! table, JSON or CSV. The formatting is pure; [`run`] does the reading and printing.
+//!
+//! Fail closed: a verdict with skipped rows is incomplete (the users in them are not judged),
+//! so it exits 2 unless `--allow-skipped-rows`; a report of which no row could be read exits 2
+//! whatever the flags; a report without a root row says root was not judged.
 
 use crate::cli::{CheckArgs, OutputFormat};
 use chrono::{DateTime, Utc};
 use iam_credential_report::judge::{judge, Assessment, Check, Finding, Thresholds};
-use iam_credential_report::report::{self, CredentialReport, Stamp};
+use iam_credential_report::report::{self, CredentialReport, SkipReason, Stamp};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
@@ -14,8 +19,10 @@ use std::process::ExitCode;
 pub struct FindingRecord {
     /// The check's name.
     pub check: &'static str,
-    /// CIS and Security Hub ids.
-    pub controls: &'static str,
+    /// The check's severity (from the catalogue).
+    pub severity: &'static str,
+    /// Security Hub ids and the newest CIS id.
+    pub controls: String,
     /// The user.
     pub user: String,
     /// The user's ARN.
@@ -37,11 +44,13 @@ pub struct Verdict {
     pub evaluated_at: DateTime<Utc>,
     /// IAM users judged (root excluded).
     pub users: usize,
-    /// Whether the report has a root row.
+    /// Whether the report has a root row (without one the root checks are not judged).
     pub root_in_report: bool,
-    /// Rows skipped as invalid, with why.
+    /// Rows skipped as invalid: the verdict leaves their users out.
+    pub rows_skipped: usize,
+    /// The first [`NAMED_SKIPPED_ROWS`] skipped rows, with why.
     pub skipped_rows: Vec<SkippedRecord>,
-    /// Failures per check (every check listed).
+    /// Failures per check (every report check listed; `null` when not judged).
     pub failures: Vec<CheckCount>,
     /// The findings.
     pub findings: Vec<FindingRecord>,
@@ -61,11 +70,15 @@ pub struct SkippedRecord {
 pub struct CheckCount {
     /// The check's name.
     pub check: &'static str,
-    /// CIS and Security Hub ids.
-    pub controls: &'static str,
-    /// Users (or keys) failing.
-    pub failures: u64,
+    /// Security Hub ids and the newest CIS id.
+    pub controls: String,
+    /// Users (or keys) failing; `None` when the check was not judged (a root check of a
+    /// report without a root row).
+    pub failures: Option<u64>,
 }
+
+/// How many skipped rows the warnings and the verdict name one by one; the rest are counted.
+pub const NAMED_SKIPPED_ROWS: usize = 10;
 
 fn days(since: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let d = now.signed_duration_since(since).num_days();
@@ -93,9 +106,12 @@ pub fn describe(f: &Finding, report: &CredentialReport, now: DateTime<Utc>) -> S
         Check::ConsoleUserWithoutMfa => "console password enabled, no MFA device".to_owned(),
         Check::UserWithoutMfa => "no MFA device".to_owned(),
         Check::RootWithoutMfa => "the root user has no MFA device".to_owned(),
-        Check::RootAccessKey => {
-            format!("root access key {key} is active, created {}", when(f.since))
-        }
+        Check::RootAccessKey => match f.since {
+            Some(_) => format!("root access key {key} is active, created {}", when(f.since)),
+            None => format!(
+                "root access key {key} is active; the report gives no creation date, so its age cannot be judged"
+            ),
+        },
         Check::RootUsedRecently => format!("root last used {}", when(f.since)),
         Check::AccessKeyNotRotated => format!("access key {key} last rotated {}", when(f.since)),
         Check::UnusedAccessKey => {
@@ -109,7 +125,19 @@ pub fn describe(f: &Finding, report: &CredentialReport, now: DateTime<Utc>) -> S
             Stamp::At(_) => format!("password last used {}", when(f.since)),
             _ => format!("password never used, set {}", when(f.since)),
         },
-        Check::TwoActiveAccessKeys => "both access keys are active".to_owned(),
+        Check::TwoActiveAccessKeys => {
+            let dateless: Vec<String> = (1..=2)
+                .filter(|&slot| row.keys[slot - 1].last_rotated.at().is_none())
+                .map(|slot| slot.to_string())
+                .collect();
+            match dateless.as_slice() {
+                [] => "both access keys are active".to_owned(),
+                [one] => format!(
+                    "both access keys are active; key {one} has no date in the report, so its age cannot be judged"
+                ),
+                _ => "both access keys are active; neither has a date in the report, so their age cannot be judged".to_owned(),
+            }
+        }
         Check::AccessKeyAtSetup => "console user with an active access key never used".to_owned(),
         Check::PasswordNotRotated => format!("password last changed {}", when(f.since)),
         Check::InactiveUser => match f.since {
@@ -129,9 +157,11 @@ pub fn verdict(report: &CredentialReport, assessment: &Assessment, now: DateTime
         evaluated_at: now,
         users: report.users().count(),
         root_in_report: report.root().is_some(),
+        rows_skipped: report.skipped.len(),
         skipped_rows: report
             .skipped
             .iter()
+            .take(NAMED_SKIPPED_ROWS)
             .map(|s| SkippedRecord {
                 line: s.line,
                 reason: s.reason.to_string(),
@@ -139,10 +169,10 @@ pub fn verdict(report: &CredentialReport, assessment: &Assessment, now: DateTime
             .collect(),
         failures: Check::ALL
             .iter()
-            .map(|c| CheckCount {
+            .map(|&c| CheckCount {
                 check: c.name(),
                 controls: c.controls(),
-                failures: assessment.count(*c),
+                failures: assessment.judged(c).then(|| assessment.count(c)),
             })
             .collect(),
         findings: assessment
@@ -152,6 +182,7 @@ pub fn verdict(report: &CredentialReport, assessment: &Assessment, now: DateTime
                 let row = &report.rows[f.row];
                 FindingRecord {
                     check: f.check.name(),
+                    severity: f.check.entry().severity.as_str(),
                     controls: f.check.controls(),
                     user: row.user.clone(),
                     arn: row.arn.clone(),
@@ -164,13 +195,60 @@ pub fn verdict(report: &CredentialReport, assessment: &Assessment, now: DateTime
     }
 }
 
+/// Why rows were skipped, most common first: `5 with the wrong number of fields, 1 with an
+/// invalid mfa_active`.
+pub fn skip_summary(report: &CredentialReport) -> String {
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for s in &report.skipped {
+        let kind = match &s.reason {
+            SkipReason::WrongWidth { .. } => "with the wrong number of fields".to_owned(),
+            SkipReason::InvalidValue { column, .. } => format!("with an invalid {column}"),
+        };
+        *kinds.entry(kind).or_default() += 1;
+    }
+    let mut kinds: Vec<(String, usize)> = kinds.into_iter().collect();
+    kinds.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    kinds
+        .iter()
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The warnings for skipped rows: the first [`NAMED_SKIPPED_ROWS`] by line, then one line
+/// with the rest, so that a report of a million bad rows is answered in a few lines.
+pub fn skip_warnings(report: &CredentialReport, name: &str) -> String {
+    let mut out = String::new();
+    for s in report.skipped.iter().take(NAMED_SKIPPED_ROWS) {
+        out.push_str(&format!(
+            "warning: {name}: line {} skipped: {}\n",
+            s.line, s.reason
+        ));
+    }
+    let rest = report.skipped.len().saturating_sub(NAMED_SKIPPED_ROWS);
+    if rest > 0 {
+        out.push_str(&format!(
+            "warning: {name}: {rest} more row(s) skipped, {} in all\n",
+            report.skipped.len()
+        ));
+    }
+    out
+}
+
 /// Formats the verdict as an aligned table with a summary line.
 pub fn table(v: &Verdict) -> String {
     let header = ["CHECK", "CONTROLS", "USER", "DETAIL"];
     let rows: Vec<[&str; 4]> = v
         .findings
         .iter()
-        .map(|f| [f.check, f.controls, f.user.as_str(), f.detail.as_str()])
+        .map(|f| {
+            [
+                f.check,
+                f.controls.as_str(),
+                f.user.as_str(),
+                f.detail.as_str(),
+            ]
+        })
         .collect();
     let mut widths = header.map(str::len);
     for r in &rows {
@@ -202,20 +280,34 @@ pub fn table(v: &Verdict) -> String {
         v.users,
         if v.root_in_report { " and root" } else { "" },
         v.account_id.as_deref().unwrap_or("unknown"),
-        v.skipped_rows.len(),
+        v.rows_skipped,
     ));
+    if !v.root_in_report {
+        let root_checks: Vec<&str> = Check::ALL
+            .iter()
+            .filter(|c| c.is_root())
+            .map(|c| c.name())
+            .collect();
+        out.push_str(&format!(
+            "root not in report, not judged: {}.\n",
+            root_checks.join(", ")
+        ));
+    }
     out
 }
 
 /// Formats the findings as CSV with a header row.
 pub fn csv(v: &Verdict) -> String {
     let mut w = ::csv::Writer::from_writer(Vec::new());
-    w.write_record(["check", "controls", "user", "arn", "key", "since", "detail"])
-        .expect("writing CSV to memory");
+    w.write_record([
+        "check", "severity", "controls", "user", "arn", "key", "since", "detail",
+    ])
+    .expect("writing CSV to memory");
     for f in &v.findings {
         w.write_record([
             f.check,
-            f.controls,
+            f.severity,
+            &f.controls,
             &f.user,
             &f.arn,
             &f.key.map(|k| k.to_string()).unwrap_or_default(),
@@ -228,7 +320,8 @@ pub fn csv(v: &Verdict) -> String {
         .expect("CSV of UTF-8 is UTF-8")
 }
 
-/// Runs `check`: 0 when clean, 1 when a check fails, 2 when the report cannot be read.
+/// Runs `check`: 0 when clean, 1 when a check fails, 2 when the report cannot be read or the
+/// verdict is incomplete (rows skipped, unless `--allow-skipped-rows`; no row read at all).
 pub fn run(args: &CheckArgs, thresholds: &Thresholds) -> ExitCode {
     let input = if args.file == "-" {
         let mut buf = Vec::new();
@@ -255,9 +348,9 @@ pub fn run(args: &CheckArgs, thresholds: &Thresholds) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    for s in &report.skipped {
-        eprintln!("warning: {name}: line {} skipped: {}", s.line, s.reason);
-    }
+    drop(bytes);
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(skip_warnings(&report, name).as_bytes());
     let now = args.at.unwrap_or_else(Utc::now);
     let assessment = judge(&report, now, thresholds);
     let v = verdict(&report, &assessment, now);
@@ -275,6 +368,26 @@ pub fn run(args: &CheckArgs, thresholds: &Thresholds) -> ExitCode {
         .is_err()
     {
         return ExitCode::from(2);
+    }
+    if let Some(why) = report.doubt(None) {
+        let _ = writeln!(stderr, "error: {name}: {why}; nothing was judged");
+        return ExitCode::from(2);
+    }
+    if !report.skipped.is_empty() {
+        let summary = skip_summary(&report);
+        if !args.allow_skipped_rows {
+            let _ = writeln!(
+                stderr,
+                "error: {name}: the verdict is incomplete: {} row(s) skipped ({summary}), and the users in them are not judged; --allow-skipped-rows accepts it",
+                report.skipped.len()
+            );
+            return ExitCode::from(2);
+        }
+        let _ = writeln!(
+            stderr,
+            "warning: {name}: {} row(s) skipped ({summary}); their users are not judged",
+            report.skipped.len()
+        );
     }
     if assessment.is_clean() {
         ExitCode::SUCCESS

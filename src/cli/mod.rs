@@ -4,6 +4,7 @@
 //! nothing else parses strings from the user.
 
 pub mod check;
+pub mod checks;
 
 use crate::config::duration::{self, DurationError};
 use crate::config::{Settings, Shard, SETTINGS};
@@ -127,8 +128,12 @@ impl Cli {
 pub enum Command {
     /// Judge a credential report offline and print the findings.
     ///
-    /// Exits 0 when every check passes, 1 when any fails, 2 when the report cannot be read.
+    /// Exits 0 when every check passes, 1 when any fails, 2 when the report cannot be read
+    /// or the verdict is incomplete (rows skipped; see --allow-skipped-rows).
     Check(CheckArgs),
+    /// Print the catalogue of checks: severity, Security Hub, CIS (each benchmark version)
+    /// and AWS Config ids, and the remediation.
+    Checks(ChecksArgs),
 }
 
 /// Flags of the long-running exporter.
@@ -458,6 +463,30 @@ pub struct CheckArgs {
     /// Judge as of this time (RFC 3339, e.g. 2026-01-31T00:00:00Z) instead of now.
     #[arg(long, value_name = "TIME", value_parser = rfc3339)]
     pub at: Option<chrono::DateTime<chrono::Utc>>,
+
+    /// Accept a verdict with skipped rows: exit 0 or 1 on the rows that could be read,
+    /// instead of 2 (the skipped users are not judged either way).
+    #[arg(long = "allow-skipped-rows")]
+    pub allow_skipped_rows: bool,
+}
+
+/// Output format of `checks`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CatalogueFormat {
+    /// An aligned table for people.
+    Table,
+    /// A JSON list, one object per check.
+    Json,
+    /// The Markdown table the README carries.
+    Markdown,
+}
+
+/// Flags of `checks`.
+#[derive(Debug, Args)]
+pub struct ChecksArgs {
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "table")]
+    pub output: CatalogueFormat,
 }
 
 fn positive_duration(s: &str) -> Result<Duration, DurationError> {

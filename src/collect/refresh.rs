@@ -1,9 +1,10 @@
 //! The background refresh loops: one per account, never overlapping itself, bounded in
 //! concurrency across accounts. A failed round keeps the last good report served and records
-//! why; an unchanged report is not parsed or judged again.
+//! why. Every round judges as of its own `now`, so verdicts age with the clock; only the parse
+//! is skipped when the report's bytes are unchanged.
 
 use crate::collect::{FailureReason, Fetched, ReportSource, SourceError};
-use crate::state::{JudgedReport, Store};
+use crate::state::{Fingerprint, JudgedReport, Store};
 use chrono::Utc;
 use iam_credential_report::expose;
 use iam_credential_report::judge;
@@ -63,8 +64,9 @@ pub async fn run(
     }
 }
 
-/// One refresh of the account `key`: fetch, parse and judge when the report changed, publish.
-/// An account removed meanwhile is left alone.
+/// One refresh of the account `key`: fetch; parse when the bytes changed; vouch for the report;
+/// judge it as of now (verdicts age with the clock, so an unchanged report is judged again);
+/// publish. An account removed meanwhile is left alone.
 pub async fn refresh_once(store: &Store, key: &str, source: &dyn ReportSource) {
     let attempt = Utc::now();
     let started = Instant::now();
@@ -81,26 +83,44 @@ pub async fn refresh_once(store: &Store, key: &str, source: &dyn ReportSource) {
         a.stats.last_duration = Some(duration);
         a.stats.retries = retries;
         match outcome {
-            Ok(Judged { report, live, fingerprint, account_id }) => {
-                if let Some(id) = account_id {
-                    a.account_id = Some(id);
-                }
-                if let Some(report) = report {
+            Ok(Judged {
+                report,
+                parsed,
+                new_bytes,
+                live,
+                fingerprint,
+                account_id,
+            }) => {
+                a.account_id = Some(account_id);
+                if new_bytes {
                     tracing::info!(
                         account = %a.key,
                         account_id = a.label(),
                         users = report.users,
                         findings = report.findings,
                         skipped_rows = report.skipped_rows,
+                        root_in_report = report.root.is_some(),
                         generated_at = ?report.generated_at,
                         duration_seconds = duration,
                         "Judged a new credential report"
                     );
-                    a.report = Some(report);
-                    a.fingerprint = Some(fingerprint);
+                    if let Some(first) = parsed.skipped.first() {
+                        tracing::warn!(
+                            account = %a.key,
+                            account_id = a.label(),
+                            skipped_rows = parsed.skipped.len(),
+                            first_line = first.line,
+                            first_reason = %first.reason,
+                            "Rows of the credential report were skipped; the users in them are not judged"
+                        );
+                    }
                 } else {
-                    tracing::debug!(account = %a.key, "Credential report unchanged since the last refresh");
+                    tracing::debug!(account = %a.key, findings = report.findings, "Judged the unchanged credential report again");
                 }
+                a.root = report.root;
+                a.report = Some(report);
+                a.parsed = Some(parsed);
+                a.fingerprint = Some(fingerprint);
                 if let Some(live) = live {
                     for (api, reason) in &live.failures {
                         tracing::warn!(account = %a.key, api, %reason, "A live account call failed; the report is unaffected");
@@ -111,7 +131,12 @@ pub async fn refresh_once(store: &Store, key: &str, source: &dyn ReportSource) {
                     }
                     a.live = Some(live);
                 }
-                a.live_bodies = expose::render_live(a.label(), a.name.as_deref(), a.live.as_ref());
+                a.live_bodies = expose::render_live(
+                    a.label(),
+                    a.name.as_deref(),
+                    a.live.as_ref(),
+                    a.root.as_ref(),
+                );
                 a.stats.last_ok = Some(true);
                 a.stats.last_success = Some(Utc::now());
                 a.last_error = None;
@@ -133,71 +158,82 @@ pub async fn refresh_once(store: &Store, key: &str, source: &dyn ReportSource) {
 }
 
 struct Judged {
-    report: Option<JudgedReport>,
+    report: JudgedReport,
+    /// The parsed report, kept so that unchanged bytes are not parsed again.
+    parsed: Arc<report::CredentialReport>,
+    /// Whether the bytes differ from the last good report's.
+    new_bytes: bool,
     live: Option<crate::collect::LiveFacts>,
-    fingerprint: (Option<chrono::DateTime<Utc>>, u64),
-    account_id: Option<String>,
+    fingerprint: Fingerprint,
+    account_id: String,
 }
 
 async fn judge_fetched(store: &Store, key: &str, f: Fetched) -> Result<Judged, SourceError> {
     let fingerprint = (f.generated_at, content_hash(&f.csv));
-    let (previous, configured_id) = store
-        .account(key, |a| (a.fingerprint, a.configured_id.clone()))
+    let (previous, configured_id, last_good_users) = store
+        .account(key, |a| {
+            (
+                a.fingerprint.zip(a.parsed.clone()),
+                a.configured_id.clone(),
+                a.report.as_ref().map(|r| r.users),
+            )
+        })
         .unwrap_or_default();
-    let live = f.live;
-    if previous == Some(fingerprint) {
-        return Ok(Judged {
-            report: None,
-            live,
-            fingerprint,
-            account_id: None,
-        });
-    }
     let settings = store.judge_settings();
     let generated_at = f.generated_at;
     let source_id = f.account_id;
+    let live = f.live;
     // Parsing and judging a large report is CPU work: keep it off the async workers.
-    let judged = tokio::task::spawn_blocking(move || {
-        let report = report::parse(&f.csv).map_err(|e| {
-            SourceError::new(
-                FailureReason::ParseError,
-                format!("parsing the credential report: {e}"),
-            )
-        })?;
+    tokio::task::spawn_blocking(move || {
+        let (parsed, new_bytes) = match previous {
+            Some((fp, parsed)) if fp == fingerprint => (parsed, false),
+            _ => {
+                let parsed = report::parse(&f.csv).map_err(|e| {
+                    SourceError::new(
+                        FailureReason::ParseError,
+                        format!("parsing the credential report: {e}"),
+                    )
+                })?;
+                (Arc::new(parsed), true)
+            }
+        };
+        // Fail closed: a report that lost its rows is no verdict; the last good one stays.
+        if let Some(why) = parsed.doubt(last_good_users) {
+            return Err(SourceError::new(FailureReason::InvalidReport, why));
+        }
         let account_id = configured_id
             .or(source_id)
-            .or(report.account_id.clone())
+            .or(parsed.account_id.clone())
             .unwrap_or_else(|| "unknown".to_owned());
         let now = Utc::now();
-        let assessment = judge::judge(&report, now, &settings.thresholds);
+        let assessment = judge::judge(&parsed, now, &settings.thresholds);
         let bodies = expose::render_report(
             &account_id,
-            &report,
+            &parsed,
             &assessment,
             generated_at,
             now,
             &settings.render,
         );
-        Ok::<_, SourceError>((
-            JudgedReport {
+        Ok(Judged {
+            report: JudgedReport {
                 generated_at,
                 evaluated_at: now,
-                users: report.users().count(),
+                users: parsed.users().count(),
                 findings: assessment.findings.len(),
-                skipped_rows: report.skipped.len(),
+                skipped_rows: parsed.skipped.len(),
+                root: assessment.root,
                 bodies: Arc::new(bodies),
             },
+            parsed,
+            new_bytes,
+            live,
+            fingerprint,
             account_id,
-        ))
+        })
     })
     .await
-    .map_err(|e| SourceError::new(FailureReason::Other, format!("judging task failed: {e}")))??;
-    Ok(Judged {
-        report: Some(judged.0),
-        live,
-        fingerprint,
-        account_id: Some(judged.1),
-    })
+    .map_err(|e| SourceError::new(FailureReason::Other, format!("judging task failed: {e}")))?
 }
 
 fn content_hash(bytes: &[u8]) -> u64 {

@@ -26,6 +26,9 @@ pub enum FailureReason {
     ReadError,
     /// The report could not be parsed (no header, a required column missing).
     ParseError,
+    /// The report parsed but cannot be vouched for: no row could be read, or it has no rows
+    /// while the account's last good report had users. The last good snapshot stays served.
+    InvalidReport,
     /// AWS refused a call: a permission is missing.
     AccessDenied,
     /// AWS throttled us (`Throttling`, `LimitExceeded`) for longer than the retry bound.
@@ -115,6 +118,9 @@ pub struct LiveFacts {
     pub alias: Option<String>,
     /// `GetAccountPasswordPolicy`: `Some(None)` is "the account has no policy", a finding.
     pub password_policy: Option<Option<PasswordPolicy>>,
+    /// `ListVirtualMFADevices` (assigned devices): whether one of them is assigned to the
+    /// root user, i.e. root's MFA is virtual rather than hardware. `None` when not read.
+    pub root_virtual_mfa: Option<bool>,
     /// Calls that failed this round: (API name, reason).
     pub failures: Vec<(&'static str, FailureReason)>,
 }
@@ -131,6 +137,7 @@ mod tests {
             [
                 "read_error",
                 "parse_error",
+                "invalid_report",
                 "access_denied",
                 "throttled",
                 "timeout",

@@ -14,7 +14,8 @@
 //! - Root is exactly the `<root_account>` row. User and key checks judge IAM users only;
 //!   root has its own checks.
 
-use crate::account::PasswordPolicy;
+use crate::account::{AccountSummary, LiveFacts, PasswordPolicy};
+use crate::catalogue::{Entry, CATALOGUE};
 use crate::report::{AccessKey, CredentialReport, Stamp, UserRow};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -63,23 +64,23 @@ impl Check {
         self.into()
     }
 
-    /// The CIS AWS Foundations Benchmark recommendation and Security Hub control this check
-    /// matches (CIS numbering of v1.4 / v3.0).
-    pub fn controls(self) -> &'static str {
-        match self {
-            Check::ConsoleUserWithoutMfa => "CIS 1.10, IAM.5",
-            Check::UserWithoutMfa => "IAM.19",
-            Check::RootWithoutMfa => "CIS 1.5, IAM.9",
-            Check::RootAccessKey => "CIS 1.4, IAM.4",
-            Check::RootUsedRecently => "CIS 1.7",
-            Check::AccessKeyNotRotated => "CIS 1.14, IAM.3",
-            Check::UnusedAccessKey => "CIS 1.12, IAM.8, IAM.22",
-            Check::UnusedPassword => "CIS 1.12, IAM.8, IAM.22",
-            Check::TwoActiveAccessKeys => "CIS 1.13",
-            Check::AccessKeyAtSetup => "CIS 1.11",
-            Check::PasswordNotRotated => "-",
-            Check::InactiveUser => "-",
-        }
+    /// The check's catalogue entry: title, severity, controls, remediation.
+    pub fn entry(self) -> &'static Entry {
+        &CATALOGUE[self.index()]
+    }
+
+    /// Security Hub ids and the newest CIS id, e.g. `IAM.5, CIS v7.0 2.10`.
+    pub fn controls(self) -> String {
+        self.entry().controls()
+    }
+
+    /// A check of the root user: judged only when the report has a root row (without one its
+    /// verdict is unknown, not a pass).
+    pub fn is_root(self) -> bool {
+        matches!(
+            self,
+            Check::RootWithoutMfa | Check::RootAccessKey | Check::RootUsedRecently
+        )
     }
 
     /// Whether the check counts keys (true) or users (false) in `aws_iam_check_failures`.
@@ -100,9 +101,9 @@ impl Check {
     }
 }
 
-/// An account-level check, judged from the live password policy (GetAccountPasswordPolicy),
+/// An account-level check, judged from live calls (the password policy, the MFA devices),
 /// not from the report. Exported in `aws_iam_check_failures{check}` as 1 (fails) or 0 per
-/// account, only where live facts are read (AWS sources; never in file mode).
+/// account, only where its live call was answered (AWS sources; never in file mode).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, IntoStaticStr, VariantArray,
 )]
@@ -115,40 +116,59 @@ pub enum AccountCheck {
     PasswordPolicyWeakLength,
     /// Password reuse prevention is below [`CIS_PASSWORD_REUSE_PREVENTION`].
     PasswordPolicyWeakReuse,
+    /// The policy does not require uppercase, lowercase, numbers and symbols (IAM.7).
+    PasswordPolicyWeakComplexity,
+    /// Passwords never expire, or live longer than [`MAX_PASSWORD_AGE_DAYS`] (IAM.17).
+    PasswordPolicyNoExpiry,
+    /// The root user's MFA is a virtual device, not a hardware one (IAM.6).
+    RootVirtualMfa,
 }
 
-/// CIS 1.8 (v1.4 / v3.0), Security Hub IAM.15: passwords of at least 14 characters.
+/// CIS 1.8 (v1.4-v4.0), Security Hub IAM.15: passwords of at least 14 characters.
 pub const CIS_MIN_PASSWORD_LENGTH: u32 = 14;
 
-/// CIS 1.9 (v1.4 / v3.0), Security Hub IAM.16: the last 24 passwords cannot be reused.
+/// CIS 1.9 (v1.4-v4.0), Security Hub IAM.16: the last 24 passwords cannot be reused.
 pub const CIS_PASSWORD_REUSE_PREVENTION: u32 = 24;
+
+/// Security Hub IAM.17: passwords expire within 90 days.
+pub const MAX_PASSWORD_AGE_DAYS: u32 = 90;
 
 impl AccountCheck {
     /// Every account check, in the order they are reported.
     pub const ALL: &'static [AccountCheck] = Self::VARIANTS;
+
+    /// The checks judged from the password policy.
+    pub const PASSWORD_POLICY: [AccountCheck; 5] = [
+        AccountCheck::PasswordPolicyMissing,
+        AccountCheck::PasswordPolicyWeakLength,
+        AccountCheck::PasswordPolicyWeakReuse,
+        AccountCheck::PasswordPolicyWeakComplexity,
+        AccountCheck::PasswordPolicyNoExpiry,
+    ];
 
     /// The `check` label value.
     pub fn name(self) -> &'static str {
         self.into()
     }
 
-    /// The CIS recommendation and Security Hub control the check matches.
-    pub fn controls(self) -> &'static str {
-        match self {
-            AccountCheck::PasswordPolicyMissing => "CIS 1.8, CIS 1.9, IAM.7",
-            AccountCheck::PasswordPolicyWeakLength => "CIS 1.8, IAM.15",
-            AccountCheck::PasswordPolicyWeakReuse => "CIS 1.9, IAM.16",
-        }
+    /// The check's catalogue entry.
+    pub fn entry(self) -> &'static Entry {
+        &CATALOGUE[Check::ALL.len() + self as usize]
+    }
+
+    /// Security Hub ids and the newest CIS id.
+    pub fn controls(self) -> String {
+        self.entry().controls()
     }
 }
 
-/// Judges the account's password policy (`None`: the account has none) against CIS, and
-/// returns the account checks that fail. Without a policy AWS applies its default (8
-/// characters, reuse allowed), so a missing policy fails the length and reuse checks too: an
-/// alert on either fires for an account that has no policy at all.
+/// Judges the account's password policy (`None`: the account has none) against CIS and
+/// Security Hub, and returns the policy checks that fail. Without a policy AWS applies its
+/// default (8 characters, reuse allowed, no expiry, no character classes), so a missing
+/// policy fails every policy check: an alert on any one fires for an account without one.
 pub fn judge_password_policy(policy: Option<&PasswordPolicy>) -> Vec<AccountCheck> {
     let Some(p) = policy else {
-        return AccountCheck::ALL.to_vec();
+        return AccountCheck::PASSWORD_POLICY.to_vec();
     };
     let mut failing = Vec::new();
     if p.minimum_length < CIS_MIN_PASSWORD_LENGTH {
@@ -157,7 +177,45 @@ pub fn judge_password_policy(policy: Option<&PasswordPolicy>) -> Vec<AccountChec
     if p.reuse_prevention < CIS_PASSWORD_REUSE_PREVENTION {
         failing.push(AccountCheck::PasswordPolicyWeakReuse);
     }
+    if !(p.require_uppercase && p.require_lowercase && p.require_numbers && p.require_symbols) {
+        failing.push(AccountCheck::PasswordPolicyWeakComplexity);
+    }
+    // `MaxPasswordAge` absent or 0: passwords never expire.
+    if p.max_age_days == 0 || p.max_age_days > MAX_PASSWORD_AGE_DAYS {
+        failing.push(AccountCheck::PasswordPolicyNoExpiry);
+    }
     failing
+}
+
+/// Whether the root user has credentials: from the report's root row (`None` without one),
+/// plus live `AccountAccessKeysPresent`, which can only add keys (the report can be 4 hours
+/// old, the summary is not).
+pub fn root_credentials_present(
+    root: Option<&RootFacts>,
+    summary: Option<&AccountSummary>,
+) -> Option<bool> {
+    root.map(|r| r.credentials_present || summary.is_some_and(|s| s.root_access_keys_present))
+}
+
+/// Judges the account checks whose live calls were answered: `(check, fails)` for each, in
+/// [`AccountCheck::ALL`] order. `root` is what the last good report says of root.
+pub fn judge_account(live: &LiveFacts, root: Option<&RootFacts>) -> Vec<(AccountCheck, bool)> {
+    let mut out = Vec::new();
+    if let Some(policy) = &live.password_policy {
+        let failing = judge_password_policy(policy.as_ref());
+        for c in AccountCheck::PASSWORD_POLICY {
+            out.push((c, failing.contains(&c)));
+        }
+    }
+    // Security Hub IAM.6 passes when root credentials are absent; without a root row in the
+    // report the verdict is unknown and there is none.
+    if let (Some(is_virtual), Some(present)) = (
+        live.root_virtual_mfa,
+        root_credentials_present(root, live.summary.as_ref()),
+    ) {
+        out.push((AccountCheck::RootVirtualMfa, present && is_virtual));
+    }
+    out
 }
 
 /// Thresholds of the age-based checks.
@@ -203,11 +261,38 @@ pub struct Finding {
     pub since: Option<DateTime<Utc>>,
 }
 
+/// What the report's root row says about the root user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RootFacts {
+    /// Root has a console password (`not_supported`, as older reports write for root,
+    /// counts as one), an active access key or an active certificate. False once AWS
+    /// Organizations removed the member account's root credentials (centralized root
+    /// access), which Security Hub IAM.6 and IAM.9 treat as passing.
+    pub credentials_present: bool,
+    /// `mfa_active`.
+    pub mfa_active: bool,
+}
+
+impl RootFacts {
+    /// The facts of a root row.
+    pub fn of(row: &UserRow) -> RootFacts {
+        RootFacts {
+            credentials_present: row.password_enabled != Some(false)
+                || row.keys.iter().any(AccessKey::is_active)
+                || row.certs_active.iter().any(|&c| c),
+            mfa_active: row.mfa_active,
+        }
+    }
+}
+
 /// The judged report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Assessment {
     /// Every finding, grouped by row in report order.
     pub findings: Vec<Finding>,
+    /// The root user, when the report has its row; without one the root checks are not
+    /// judged (unknown, not passing).
+    pub root: Option<RootFacts>,
     /// Failures per check, indexed like [`Check::ALL`].
     counts: [u64; Check::VARIANTS.len()],
 }
@@ -216,6 +301,12 @@ impl Assessment {
     /// How many users (or keys, for key checks) fail `check`.
     pub fn count(&self, check: Check) -> u64 {
         self.counts[check.index()]
+    }
+
+    /// Whether `check` was judged: every check is, but the root checks only when the report
+    /// has a root row.
+    pub fn judged(&self, check: Check) -> bool {
+        !check.is_root() || self.root.is_some()
     }
 
     /// Whether anything failed.
@@ -254,6 +345,7 @@ pub fn judge(report: &CredentialReport, now: DateTime<Utc>, t: &Thresholds) -> A
     let mut out = Assessment::default();
     for (i, row) in report.rows.iter().enumerate() {
         if row.is_root {
+            out.root = Some(RootFacts::of(row));
             judge_root(&mut out, i, row, now, t);
         } else {
             judge_user(&mut out, i, row, now, t);
@@ -269,7 +361,8 @@ fn judge_root(out: &mut Assessment, i: usize, row: &UserRow, now: DateTime<Utc>,
         key,
         since,
     };
-    if !row.mfa_active {
+    // A root without credentials cannot sign in: nothing for MFA to protect (IAM.9).
+    if RootFacts::of(row).credentials_present && !row.mfa_active {
         out.push(finding(Check::RootWithoutMfa, None, None));
     }
     for (slot, key) in row.keys.iter().enumerate() {
@@ -423,6 +516,7 @@ mod tests {
             password_last_changed: days_ago(10),
             mfa_active: true,
             keys: [no_key(), no_key()],
+            certs_active: [false, false],
         }
     }
 
@@ -437,6 +531,7 @@ mod tests {
             password_last_changed: Stamp::NotSupported,
             mfa_active: true,
             keys: [no_key(), no_key()],
+            certs_active: [false, false],
         }
     }
 
@@ -655,44 +750,84 @@ mod tests {
         assert!(!Check::TwoActiveAccessKeys.counts_keys());
     }
 
-    #[test]
-    fn password_policy_is_judged_against_cis() {
-        let strong = PasswordPolicy {
+    fn strong_policy() -> PasswordPolicy {
+        PasswordPolicy {
             minimum_length: 14,
             reuse_prevention: 24,
-            ..PasswordPolicy::default()
-        };
+            max_age_days: 90,
+            require_symbols: true,
+            require_numbers: true,
+            require_uppercase: true,
+            require_lowercase: true,
+        }
+    }
+
+    #[test]
+    fn password_policy_is_judged_against_cis_and_security_hub() {
+        let strong = strong_policy();
         assert!(judge_password_policy(Some(&strong)).is_empty());
-        let short = PasswordPolicy {
-            minimum_length: 13,
-            ..strong
-        };
+        let one_off = |p: PasswordPolicy| judge_password_policy(Some(&p));
         assert_eq!(
-            judge_password_policy(Some(&short)),
+            one_off(PasswordPolicy {
+                minimum_length: 13,
+                ..strong
+            }),
             [AccountCheck::PasswordPolicyWeakLength]
         );
-        let reusable = PasswordPolicy {
-            reuse_prevention: 23,
-            ..strong
-        };
         assert_eq!(
-            judge_password_policy(Some(&reusable)),
+            one_off(PasswordPolicy {
+                reuse_prevention: 23,
+                ..strong
+            }),
             [AccountCheck::PasswordPolicyWeakReuse]
         );
-        // Unset reuse prevention reads as 0.
-        let lax = PasswordPolicy::default();
+        for p in [
+            PasswordPolicy {
+                require_symbols: false,
+                ..strong
+            },
+            PasswordPolicy {
+                require_numbers: false,
+                ..strong
+            },
+            PasswordPolicy {
+                require_uppercase: false,
+                ..strong
+            },
+            PasswordPolicy {
+                require_lowercase: false,
+                ..strong
+            },
+        ] {
+            assert_eq!(one_off(p), [AccountCheck::PasswordPolicyWeakComplexity]);
+        }
+        // MaxPasswordAge absent (read as 0) or above 90 days: no expiry; 1..=90 passes.
+        for days in [0, 91, 365] {
+            assert_eq!(
+                one_off(PasswordPolicy {
+                    max_age_days: days,
+                    ..strong
+                }),
+                [AccountCheck::PasswordPolicyNoExpiry],
+                "{days}"
+            );
+        }
+        assert!(one_off(PasswordPolicy {
+            max_age_days: 1,
+            ..strong
+        })
+        .is_empty());
+        // A policy with nothing set fails all but "missing".
         assert_eq!(
-            judge_password_policy(Some(&lax)),
-            [
-                AccountCheck::PasswordPolicyWeakLength,
-                AccountCheck::PasswordPolicyWeakReuse
-            ]
+            one_off(PasswordPolicy::default()),
+            &AccountCheck::PASSWORD_POLICY[1..]
         );
     }
 
     #[test]
-    fn no_password_policy_is_a_finding_on_every_account_check() {
-        assert_eq!(judge_password_policy(None), AccountCheck::ALL);
+    fn no_password_policy_fails_every_policy_check_and_nothing_else() {
+        assert_eq!(judge_password_policy(None), AccountCheck::PASSWORD_POLICY);
+        assert!(!judge_password_policy(None).contains(&AccountCheck::RootVirtualMfa));
     }
 
     #[test]
@@ -704,6 +839,174 @@ mod tests {
                 format!("\"{}\"", c.name())
             );
         }
+    }
+
+    #[test]
+    fn every_check_has_its_catalogue_entry_and_every_entry_a_check() {
+        let names: Vec<&str> = Check::ALL
+            .iter()
+            .map(|c| c.name())
+            .chain(AccountCheck::ALL.iter().map(|c| c.name()))
+            .collect();
+        let ids: Vec<&str> = crate::catalogue::ids().collect();
+        assert_eq!(names, ids);
+        for &c in Check::ALL {
+            assert_eq!(c.entry().id, c.name());
+            assert_eq!(c.entry().basis, crate::catalogue::Basis::Report);
+        }
+        for &c in AccountCheck::ALL {
+            assert_eq!(c.entry().id, c.name());
+            assert_eq!(c.entry().basis, crate::catalogue::Basis::Live);
+        }
+    }
+
+    /// Root after AWS Organizations removed its credentials (centralized root access).
+    fn root_without_credentials() -> UserRow {
+        UserRow {
+            password_enabled: Some(false),
+            password_last_used: Stamp::NotApplicable,
+            password_last_changed: Stamp::NotApplicable,
+            mfa_active: false,
+            ..root()
+        }
+    }
+
+    #[test]
+    fn a_root_without_credentials_passes_the_mfa_check() {
+        let r = root_without_credentials();
+        let a = judged(vec![r.clone()]);
+        assert!(a.is_clean(), "{:?}", a.findings);
+        assert_eq!(
+            a.root,
+            Some(RootFacts {
+                credentials_present: false,
+                mfa_active: false
+            })
+        );
+        // Any credential brings the check back: a password, an active key (with or without
+        // a date), an active certificate, or `not_supported` (older reports' root password).
+        let mut with_password = r.clone();
+        with_password.password_enabled = Some(true);
+        let mut unknown_password = r.clone();
+        unknown_password.password_enabled = None;
+        let mut with_key = r.clone();
+        with_key.keys[1] = AccessKey {
+            active: true,
+            last_rotated: Stamp::NotApplicable,
+            last_used: Stamp::NotApplicable,
+        };
+        let mut with_cert = r.clone();
+        with_cert.certs_active[0] = true;
+        for row in [with_password, unknown_password, with_key, with_cert] {
+            let a = judged(vec![row.clone()]);
+            assert_eq!(a.count(Check::RootWithoutMfa), 1, "{row:?}");
+            assert!(a.root.unwrap().credentials_present);
+        }
+    }
+
+    #[test]
+    fn without_a_root_row_the_root_checks_are_not_judged() {
+        let a = judged(vec![user("alice")]);
+        assert_eq!(a.root, None);
+        for &c in Check::ALL {
+            assert_eq!(a.judged(c), !c.is_root(), "{}", c.name());
+        }
+        let a = judged(vec![root(), user("alice")]);
+        assert!(Check::ALL.iter().all(|&c| a.judged(c)));
+    }
+
+    #[test]
+    fn an_active_key_without_dates_is_an_active_key_of_unknown_age() {
+        let dateless = AccessKey {
+            active: true,
+            last_rotated: Stamp::NotApplicable,
+            last_used: Stamp::NotApplicable,
+        };
+        assert!(dateless.exists() && dateless.is_active());
+        let empty = AccessKey {
+            active: false,
+            last_rotated: Stamp::Missing,
+            last_used: Stamp::NotApplicable,
+        };
+        assert!(!empty.exists() && !empty.is_active());
+        let mut r = root();
+        r.keys[0] = dateless.clone();
+        let a = judged(vec![r]);
+        assert_eq!(a.count(Check::RootAccessKey), 1);
+        assert_eq!(a.findings[0].since, None);
+        let mut u = user("u");
+        u.keys = [dateless.clone(), key(10, Some(1))];
+        let f = failing(vec![u]);
+        // Two active keys; no age, so no rotation or use verdict on the dateless one.
+        assert_eq!(f, ["two_active_access_keys", "access_key_at_setup"]);
+    }
+
+    fn live(policy: Option<Option<PasswordPolicy>>, virtual_mfa: Option<bool>) -> LiveFacts {
+        LiveFacts {
+            password_policy: policy,
+            root_virtual_mfa: virtual_mfa,
+            ..LiveFacts::default()
+        }
+    }
+
+    #[test]
+    fn account_checks_are_judged_only_where_their_calls_answered() {
+        let present = RootFacts {
+            credentials_present: true,
+            mfa_active: true,
+        };
+        assert!(judge_account(&LiveFacts::default(), Some(&present)).is_empty());
+        let verdicts = judge_account(&live(Some(Some(strong_policy())), None), Some(&present));
+        assert_eq!(verdicts, AccountCheck::PASSWORD_POLICY.map(|c| (c, false)));
+        // root_virtual_mfa: fails only for a root with credentials and a virtual device.
+        let rv = |virtual_mfa, root: Option<&RootFacts>| {
+            judge_account(&live(None, Some(virtual_mfa)), root)
+        };
+        assert_eq!(
+            rv(true, Some(&present)),
+            [(AccountCheck::RootVirtualMfa, true)]
+        );
+        assert_eq!(
+            rv(false, Some(&present)),
+            [(AccountCheck::RootVirtualMfa, false)]
+        );
+        let removed = RootFacts {
+            credentials_present: false,
+            mfa_active: false,
+        };
+        assert_eq!(
+            rv(true, Some(&removed)),
+            [(AccountCheck::RootVirtualMfa, false)]
+        );
+        // No root row: unknown, no verdict.
+        assert!(rv(true, None).is_empty());
+    }
+
+    #[test]
+    fn live_root_keys_can_only_add_credentials() {
+        let removed = RootFacts {
+            credentials_present: false,
+            mfa_active: false,
+        };
+        let keys = AccountSummary {
+            root_access_keys_present: true,
+            ..AccountSummary::default()
+        };
+        let none = AccountSummary::default();
+        assert_eq!(root_credentials_present(Some(&removed), None), Some(false));
+        assert_eq!(
+            root_credentials_present(Some(&removed), Some(&keys)),
+            Some(true)
+        );
+        let present = RootFacts {
+            credentials_present: true,
+            ..removed
+        };
+        assert_eq!(
+            root_credentials_present(Some(&present), Some(&none)),
+            Some(true)
+        );
+        assert_eq!(root_credentials_present(None, Some(&keys)), None);
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //! - [`arn`]: IAM ARNs, and the account id they carry.
 //! - [`account`]: what is known of an account besides its report (the live facts read on
 //!   every refresh) and the bounded reasons a refresh fails.
-//! - [`judge`]: the checks, their thresholds and the password policy's verdict.
+//! - [`catalogue`]: every check's id, title, severity, Security Hub, AWS Config and CIS ids
+//!   (each benchmark version) and remediation: the one list that names checks.
+//! - [`judge`]: the checks, their thresholds, the account-level verdicts (password policy,
+//!   root's MFA kind) and whether the report can be vouched for.
 //! - [`expose`]: the metrics contract (every family's name, type and help) and the rendering
 //!   of verdicts and facts into exposition text.
 //! - `synthetic` (feature `synthetic`): generated reports for benchmarks and property tests.
@@ -18,6 +21,7 @@
 
 pub mod account;
 pub mod arn;
+pub mod catalogue;
 pub mod expose;
 pub mod judge;
 pub mod report;

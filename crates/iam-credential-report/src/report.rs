@@ -89,15 +89,17 @@ pub struct AccessKey {
 }
 
 impl AccessKey {
-    /// Whether the slot holds a key (active or inactive). `N/A` in `last_rotated` means an
-    /// empty slot, whatever `active` says.
+    /// Whether the slot holds a key (active or inactive): it is active, or it has a
+    /// `last_rotated` date. An inactive slot without a date is empty.
     pub fn exists(&self) -> bool {
-        matches!(self.last_rotated, Stamp::At(_))
+        self.active || matches!(self.last_rotated, Stamp::At(_))
     }
 
-    /// An existing, active key.
+    /// An active key. `access_key_N_active=true` is an active key even when its
+    /// `last_rotated` is `N/A` or empty (published fixtures use that shape for "root has a
+    /// key"): it counts for the key checks that need no date, and its age is unknown.
     pub fn is_active(&self) -> bool {
-        self.active && self.exists()
+        self.active
     }
 }
 
@@ -122,6 +124,8 @@ pub struct UserRow {
     pub mfa_active: bool,
     /// Access key slots 1 and 2.
     pub keys: [AccessKey; 2],
+    /// `cert_1_active` and `cert_2_active`: active X.509 signing certificates.
+    pub certs_active: [bool; 2],
 }
 
 impl UserRow {
@@ -201,6 +205,30 @@ impl CredentialReport {
     pub fn users(&self) -> impl Iterator<Item = &UserRow> {
         self.rows.iter().filter(|r| !r.is_root)
     }
+
+    /// Why the report cannot be vouched for, if it cannot: no row could be read (every row
+    /// was skipped), or it has no rows at all while the account's last good report had
+    /// `last_good_users` users. Judging such a report would turn "could not read it" into
+    /// "all clear"; a report that merely skipped some rows is judged, and says so.
+    pub fn doubt(&self, last_good_users: Option<usize>) -> Option<String> {
+        if !self.rows.is_empty() {
+            return None;
+        }
+        if let Some(first) = self.skipped.first() {
+            return Some(format!(
+                "no row of the credential report could be read: {} row(s) skipped (line {}: {})",
+                self.skipped.len(),
+                first.line,
+                first.reason
+            ));
+        }
+        match last_good_users {
+            Some(n) if n > 0 => Some(format!(
+                "the credential report has no rows, while the last good one had {n} user(s)"
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// A report that cannot be read at all.
@@ -248,6 +276,7 @@ struct Columns {
     key_active: [usize; 2],
     key_last_rotated: [usize; 2],
     key_last_used: [Option<usize>; 2],
+    cert_active: [usize; 2],
 }
 
 impl Columns {
@@ -291,6 +320,7 @@ impl Columns {
                 index.get("access_key_1_last_used_date").copied(),
                 index.get("access_key_2_last_used_date").copied(),
             ],
+            cert_active: [at("cert_1_active"), at("cert_2_active")],
         })
     }
 }
@@ -454,7 +484,28 @@ fn repair_unquoted_commas(
     true
 }
 
+/// IAM user names are 1 to 64 characters of `[\w+=,.@-]` (IAM API reference, CreateUser);
+/// anything else in the `user` column (a 20 MB field, a shifted row) is not a user AWS wrote.
+const MAX_USER_NAME: usize = 64;
+
+/// The longest ARN IAM returns (ARNs are at most 2,048 characters).
+const MAX_ARN: usize = 2048;
+
 fn parse_row(f: &csv::ByteRecord, c: &Columns) -> Result<UserRow, SkipReason> {
+    let raw_user = f[c.user].trim_ascii();
+    if raw_user != ROOT_USER.as_bytes()
+        && (raw_user.is_empty()
+            || raw_user.len() > MAX_USER_NAME
+            || !raw_user
+                .iter()
+                .all(|&b| crate::arn::is_iam_name_char(char::from(b))))
+    {
+        return Err(invalid("user", raw_user));
+    }
+    let raw_arn = f[c.arn].trim_ascii();
+    if !raw_arn.starts_with(b"arn:") || raw_arn.len() > MAX_ARN {
+        return Err(invalid("arn", raw_arn));
+    }
     let user = text(&f[c.user]);
     let arn = text(&f[c.arn]);
     let key = |slot: usize, names: [&'static str; 3]| -> Result<AccessKey, SkipReason> {
@@ -491,6 +542,10 @@ fn parse_row(f: &csv::ByteRecord, c: &Columns) -> Result<UserRow, SkipReason> {
                     "access_key_2_last_used_date",
                 ],
             )?,
+        ],
+        certs_active: [
+            optional_boolean(&f[c.cert_active[0]], "cert_1_active")? == Some(true),
+            optional_boolean(&f[c.cert_active[1]], "cert_2_active")? == Some(true),
         ],
         user,
         arn,
@@ -583,6 +638,71 @@ mod tests {
             s.push_str(r);
         }
         s
+    }
+
+    #[test]
+    fn a_report_that_lost_its_rows_is_doubted() {
+        let good = "bob,arn:aws:iam::1:user/bob,2020-01-01T00:00:00Z,false,N/A,N/A,N/A,true,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A";
+        let parsed = |rows: &[&str]| parse(report(rows).as_bytes()).unwrap();
+        // Every row of the wrong width.
+        let broken = parsed(&["a,b,c", "d,e,f"]);
+        let why = broken.doubt(None).expect("no row read");
+        assert!(
+            why.contains("2 row(s) skipped") && why.contains("line 2"),
+            "{why}"
+        );
+        // No rows at all: fine for a first report, doubted after one with users.
+        let empty = parsed(&[]);
+        assert_eq!(empty.doubt(None), None);
+        assert_eq!(empty.doubt(Some(0)), None);
+        assert!(empty.doubt(Some(9)).unwrap().contains("had 9 user(s)"));
+        // Some rows read: judged, skipped rows counted.
+        let partly = parsed(&[good, "a,b,c"]);
+        assert_eq!(partly.doubt(Some(9)), None);
+        assert_eq!(partly.skipped.len(), 1);
+    }
+
+    #[test]
+    fn a_user_or_arn_aws_could_not_have_written_skips_the_row() {
+        let row = |user: &str, arn: &str| {
+            format!("{user},{arn},2020-01-01T00:00:00Z,false,N/A,N/A,N/A,true,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A")
+        };
+        let huge = "x".repeat(20_000_000);
+        let long = "a".repeat(65);
+        for (user, arn, column) in [
+            (huge.as_str(), "arn:aws:iam::1:user/x", "user"),
+            (long.as_str(), "arn:aws:iam::1:user/x", "user"),
+            ("", "arn:aws:iam::1:user/x", "user"),
+            ("b\u{e9}b", "arn:aws:iam::1:user/x", "user"),
+            ("bob", "not-an-arn", "arn"),
+            ("bob", huge.as_str(), "arn"),
+        ] {
+            let r = parse(report(&[&row(user, arn)]).as_bytes()).unwrap();
+            assert!(r.rows.is_empty(), "{}", &user[..user.len().min(20)]);
+            assert!(
+                matches!(&r.skipped[0].reason, SkipReason::InvalidValue { column: c, value } if *c == column && value.chars().count() <= 64),
+                "{:?}",
+                r.skipped[0]
+            );
+        }
+        let ok = parse(
+            report(&[&row(
+                "\"a.b+c=d,e@f_g-h\"",
+                "\"arn:aws:iam::1:user/a.b+c=d,e@f_g-h\"",
+            )])
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(ok.rows.len(), 1);
+        assert_eq!(ok.rows[0].user, "a.b+c=d,e@f_g-h");
+    }
+
+    #[test]
+    fn active_certificates_are_read() {
+        let row = "bob,arn:aws:iam::1:user/bob,2020-01-01T00:00:00Z,false,N/A,N/A,N/A,true,TRUE,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,true,2021-01-01T00:00:00Z,not_supported,N/A";
+        let r = parse(report(&[row]).as_bytes()).unwrap();
+        assert_eq!(r.rows[0].certs_active, [true, false]);
+        assert!(r.rows[0].keys[0].is_active());
     }
 
     const ALICE: &str = "alice,arn:aws:iam::111122223333:user/alice,2020-01-01T00:00:00+00:00,true,2024-06-01T10:00:00Z,2020-01-01T00:00:00+00:00,N/A,false,true,2020-01-02T00:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A";

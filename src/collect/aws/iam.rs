@@ -5,7 +5,7 @@ use super::{AwsEnv, AwsSettings};
 use crate::collect::{BoxFuture, Fetched, ReportSource, SourceError};
 use aws_sdk_iam::operation::get_account_summary::GetAccountSummaryOutput;
 use aws_sdk_iam::operation::get_credential_report::GetCredentialReportOutput;
-use aws_sdk_iam::types::{ReportFormatType, ReportStateType, SummaryKeyType};
+use aws_sdk_iam::types::{AssignmentStatusType, ReportFormatType, ReportStateType, SummaryKeyType};
 use chrono::{DateTime, Utc};
 use iam_credential_report::account::{AccountSummary, FailureReason, LiveFacts, PasswordPolicy};
 use std::time::Instant;
@@ -121,7 +121,7 @@ impl AwsSource {
     async fn live_facts(&self, deadline: Instant) -> LiveFacts {
         // Each call gets at least one try even when the report used the round up.
         let deadline = deadline.max(Instant::now() + self.caller.settings.call_timeout);
-        let (summary, aliases, policy) = tokio::join!(
+        let (summary, aliases, policy, root_virtual_mfa) = tokio::join!(
             self.caller.call(Api::GetAccountSummary, deadline, || {
                 self.client.get_account_summary().send()
             }),
@@ -132,6 +132,7 @@ impl AwsSource {
                 .call(Api::GetAccountPasswordPolicy, deadline, || {
                     self.client.get_account_password_policy().send()
                 }),
+            self.root_virtual_mfa(deadline),
         );
         let mut facts = LiveFacts::default();
         let mut failed = |api: Api, f: Failure| {
@@ -165,9 +166,46 @@ impl AwsSource {
                 None
             }
         };
+        match root_virtual_mfa {
+            Ok(virtual_mfa) => facts.root_virtual_mfa = Some(virtual_mfa),
+            Err(f) => failed(Api::ListVirtualMFADevices, f),
+        }
         facts.alias = alias.flatten();
         facts.password_policy = password_policy;
         facts
+    }
+
+    /// Whether a virtual MFA device is assigned to the root user: ListVirtualMFADevices
+    /// (assigned devices, every page) names each device's user, and root's ARN is
+    /// `arn:aws:iam::ACCOUNT:root`. Security Hub IAM.6 and Prowler's
+    /// `iam_root_hardware_mfa_enabled` read the same.
+    async fn root_virtual_mfa(&self, deadline: Instant) -> Result<bool, Failure> {
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .caller
+                .call(Api::ListVirtualMFADevices, deadline, || {
+                    self.client
+                        .list_virtual_mfa_devices()
+                        .assignment_status(AssignmentStatusType::Assigned)
+                        .set_marker(marker.clone())
+                        .send()
+                })
+                .await?;
+            let root = page.virtual_mfa_devices().iter().any(|d| {
+                d.user()
+                    .is_some_and(|u| u.arn().ends_with(":root") && u.arn().starts_with("arn:"))
+            });
+            if root {
+                return Ok(true);
+            }
+            match page.marker() {
+                Some(next) if page.is_truncated() && Some(next) != marker.as_deref() => {
+                    marker = Some(next.to_owned());
+                }
+                _ => return Ok(false),
+            }
+        }
     }
 }
 

@@ -11,7 +11,8 @@
 //!    4 hours, so this usually answers `COMPLETE` at once.
 //! 2. GetCredentialReport. `ReportNotPresent` or `ReportExpired`: generate again (at most
 //!    [`MAX_REGENERATIONS`] times a round); `ReportInProgress`: poll again after a backoff.
-//! 3. GetAccountSummary, ListAccountAliases and GetAccountPasswordPolicy, concurrently. Their
+//! 3. GetAccountSummary, ListAccountAliases, GetAccountPasswordPolicy and ListVirtualMFADevices
+//!    (is root's MFA a virtual device?), concurrently. Their
 //!    failures go into [`LiveFacts::failures`] and never fail the round; a missing password
 //!    policy (`NoSuchEntity`) is a finding, not a failure.
 //!

@@ -46,6 +46,7 @@ pub(super) enum Api {
     GetAccountSummary,
     ListAccountAliases,
     GetAccountPasswordPolicy,
+    ListVirtualMFADevices,
     /// Organizations, for discovery.
     ListAccounts,
 }
@@ -73,6 +74,7 @@ impl Api {
             Api::GetAccountSummary => "iam:GetAccountSummary",
             Api::ListAccountAliases => "iam:ListAccountAliases",
             Api::GetAccountPasswordPolicy => "iam:GetAccountPasswordPolicy",
+            Api::ListVirtualMFADevices => "iam:ListVirtualMFADevices",
             Api::ListAccounts => "organizations:ListAccounts",
         }
     }

@@ -11,7 +11,9 @@
 //! why, and what it escapes.
 
 use crate::account::{FailureReason, LiveFacts};
-use crate::judge::{judge_password_policy, key_last_activity, AccountCheck, Assessment, Check};
+use crate::judge::{
+    judge_account, key_last_activity, root_credentials_present, Assessment, Check, RootFacts,
+};
 use crate::report::CredentialReport;
 use chrono::{DateTime, Utc};
 use regex::Regex;
@@ -77,6 +79,8 @@ families! {
         "When AWS generated the credential report, as a Unix timestamp (file mode: the file's modification time). AWS regenerates the report at most every 4 hours, so report-derived series can be up to 4 hours old."),
     ReportRowsSkipped => ("aws_iam_credential_report_rows_skipped", Gauge,
         "Rows of the last credential report that were skipped because their field count or a value was invalid."),
+    ReportRootPresent => ("aws_iam_credential_report_root_present", Gauge,
+        "1 if the credential report has the root user's row (<root_account>), 0 if not (a filtered export, a stand-in). Without it the root checks have no sample: their verdict is unknown, not passing."),
     Users => ("aws_iam_users", Gauge,
         format!("IAM users in the account, root excluded. {REPORT_AGE_NOTE}")),
     ConsoleUsers => ("aws_iam_console_users", Gauge,
@@ -103,6 +107,8 @@ families! {
         format!("When the access key was created or last rotated, as a Unix timestamp. {REPORT_AGE_NOTE}")),
     AccessKeyLastUsed => ("aws_iam_access_key_last_used_timestamp_seconds", Gauge,
         format!("When the access key was last used, as a Unix timestamp; absent when never used. {REPORT_AGE_NOTE}")),
+    RootCredentialsPresent => ("aws_iam_root_credentials_present", Gauge,
+        format!("1 if the root user has a password, an active access key or an active certificate (live AccountAccessKeysPresent can add keys), 0 if its credentials were removed (centralized root access); absent when the report has no root row. {REPORT_AGE_NOTE}")),
     RootMfaEnabled => ("aws_iam_root_mfa_enabled", Gauge,
         "1 if the root user has MFA (GetAccountSummary AccountMFAEnabled, live on every refresh, not subject to the report's 4-hour cache)."),
     RootAccessKeysPresent => ("aws_iam_root_access_keys_present", Gauge,
@@ -265,6 +271,11 @@ pub fn render_report(
         &[acct],
         report.skipped.len() as f64,
     );
+    out.sample(
+        Family::ReportRootPresent,
+        &[acct],
+        bool_value(assessment.root.is_some()),
+    );
 
     let users = report.users().count();
     let console = report.users().filter(|u| u.has_password()).count();
@@ -299,12 +310,14 @@ pub fn render_report(
         &[acct, ("state", "inactive")],
         inactive as f64,
     );
-    for c in Check::ALL {
-        out.sample(
-            Family::CheckFailures,
-            &[acct, ("check", c.name())],
-            assessment.count(*c) as f64,
-        );
+    for &c in Check::ALL {
+        if assessment.judged(c) {
+            out.sample(
+                Family::CheckFailures,
+                &[acct, ("check", c.name())],
+                assessment.count(c) as f64,
+            );
+        }
     }
     out.histogram(Family::AccessKeyAge, &[acct], &ages);
     out.histogram(Family::AccessKeyIdle, &[acct], &idle);
@@ -432,8 +445,15 @@ impl<'a> PerUser<'a> {
     }
 }
 
-/// Renders the live account facts and the account's info series.
-pub fn render_live(account_id: &str, name: Option<&str>, live: Option<&LiveFacts>) -> Bodies {
+/// Renders the live account facts, the account's info series, whether root has credentials
+/// (`root`: what the last good report says of root, `None` without a root row) and the
+/// account checks whose live calls were answered.
+pub fn render_live(
+    account_id: &str,
+    name: Option<&str>,
+    live: Option<&LiveFacts>,
+    root: Option<&RootFacts>,
+) -> Bodies {
     let acct = ("account_id", account_id);
     let mut out = Bodies::default();
     let alias = live.and_then(|l| l.alias.as_deref());
@@ -447,6 +467,10 @@ pub fn render_live(account_id: &str, name: Option<&str>, live: Option<&LiveFacts
             ],
             1.0,
         );
+    }
+    let summary = live.and_then(|l| l.summary.as_ref());
+    if let Some(present) = root_credentials_present(root, summary) {
+        out.sample(Family::RootCredentialsPresent, &[acct], bool_value(present));
     }
     let Some(live) = live else {
         return out;
@@ -468,21 +492,19 @@ pub fn render_live(account_id: &str, name: Option<&str>, live: Option<&LiveFacts
             s.mfa_devices_in_use as f64,
         );
     }
+    for (c, fails) in judge_account(live, root) {
+        out.sample(
+            Family::CheckFailures,
+            &[acct, ("check", c.name())],
+            bool_value(fails),
+        );
+    }
     if let Some(policy) = live.password_policy {
         out.sample(
             Family::PasswordPolicyPresent,
             &[acct],
             bool_value(policy.is_some()),
         );
-        // Account-level checks: only where the policy was read (never in file mode).
-        let failing = judge_password_policy(policy.as_ref());
-        for c in AccountCheck::ALL {
-            out.sample(
-                Family::CheckFailures,
-                &[acct, ("check", c.name())],
-                bool_value(failing.contains(c)),
-            );
-        }
         if let Some(p) = policy {
             out.sample(
                 Family::PasswordPolicyMinimumLength,
@@ -836,8 +858,8 @@ mod tests {
 
     #[test]
     fn compose_writes_one_header_per_family_across_accounts() {
-        let a = render_live("111", Some("a"), Some(&LiveFacts::default()));
-        let b = render_live("222", None, Some(&LiveFacts::default()));
+        let a = render_live("111", Some("a"), Some(&LiveFacts::default()), None);
+        let b = render_live("222", None, Some(&LiveFacts::default()), None);
         let text = compose([&a, &b]);
         assert_eq!(text.matches("# TYPE aws_iam_account_info gauge").count(), 1);
         assert!(text.contains("aws_iam_account_info{account_id=\"111\",alias=\"\",name=\"a\"} 1"));
@@ -846,7 +868,7 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        let b = render_live("1", Some("we\"ird\\name\n"), None);
+        let b = render_live("1", Some("we\"ird\\name\n"), None, None);
         let text = compose([&b]);
         assert!(text.contains(r#"name="we\"ird\\name\n""#), "{text}");
     }
