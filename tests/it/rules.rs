@@ -1,8 +1,9 @@
 //! The alerting rules in `prometheus/alerts.yml`: `promtool check rules` and `promtool test
 //! rules` pass; every alert follows the conventions (name, severity, annotations, a runbook
-//! entry) and is unit-tested both firing and quiet; and, loaded into a real Prometheus scraping
-//! the exporter on the bundled sample report, the rules evaluate without error and raise
-//! exactly the alerts the sample's findings call for, naming the right users.
+//! entry) and is unit-tested both firing and quiet; every check is named in the runbook, in
+//! the entry of the alert it raises or among the checks without one; and, loaded into a real
+//! Prometheus scraping the exporter on the bundled sample report, the rules evaluate without
+//! error and raise exactly the alerts the sample's findings call for, naming the right users.
 //!
 //! Needs `promtool` and `prometheus` on PATH (`scripts/test` puts them there); a missing tool
 //! fails the test.
@@ -32,11 +33,50 @@ const CRITICAL: [&str; 2] = [
 /// The one alert allowed to select the exporter's scrape job.
 const JOB_ALERT: &str = "IamCredentialsExporterDown";
 
+/// Every `check` label value the exporter exports in `aws_iam_check_failures`: the report's
+/// checks, then those judged from live AWS only ([`LIVE_CHECKS`]). The runbook names each.
+const CHECKS: [&str; 18] = [
+    "console_user_without_mfa",
+    "user_without_mfa",
+    "root_without_mfa",
+    "root_access_key",
+    "root_used_recently",
+    "access_key_not_rotated",
+    "unused_access_key",
+    "unused_password",
+    "two_active_access_keys",
+    "access_key_at_setup",
+    "password_not_rotated",
+    "inactive_user",
+    "password_policy_missing",
+    "password_policy_weak_length",
+    "password_policy_weak_reuse",
+    "password_policy_weak_complexity",
+    "password_policy_no_expiry",
+    "root_virtual_mfa",
+];
+
+/// The checks judged from live AWS only (the password policy, ListVirtualMFADevices): a
+/// report file cannot make them fail, and file mode exports none of them. Their alerts are
+/// unit-tested with promtool only.
+const LIVE_CHECKS: [&str; 6] = [
+    "password_policy_missing",
+    "password_policy_weak_length",
+    "password_policy_weak_reuse",
+    "password_policy_weak_complexity",
+    "password_policy_no_expiry",
+    "root_virtual_mfa",
+];
+
+/// Where the runbook lists the checks that raise no alert.
+const NO_ALERT_HEADING: &str = "Checks without an alert";
+
 /// Which alert each check's failures raise (checks without an alert are left out).
-const ALERT_FOR_CHECK: [(&str, &str); 11] = [
+const ALERT_FOR_CHECK: [(&str, &str); 17] = [
     ("root_without_mfa", "IamCredentialsRootMfaDisabled"),
     ("root_access_key", "IamCredentialsRootAccessKeyPresent"),
     ("root_used_recently", "IamCredentialsRootUsedRecently"),
+    ("root_virtual_mfa", "IamCredentialsRootVirtualMfa"),
     (
         "console_user_without_mfa",
         "IamCredentialsConsoleUserWithoutMfa",
@@ -57,6 +97,26 @@ const ALERT_FOR_CHECK: [(&str, &str); 11] = [
     ("unused_password", "IamCredentialsUnusedPassword"),
     ("password_not_rotated", "IamCredentialsPasswordNotRotated"),
     ("inactive_user", "IamCredentialsInactiveUser"),
+    (
+        "password_policy_missing",
+        "IamCredentialsPasswordPolicyNonCompliant",
+    ),
+    (
+        "password_policy_weak_length",
+        "IamCredentialsPasswordPolicyNonCompliant",
+    ),
+    (
+        "password_policy_weak_reuse",
+        "IamCredentialsPasswordPolicyNonCompliant",
+    ),
+    (
+        "password_policy_weak_complexity",
+        "IamCredentialsPasswordPolicyNonCompliant",
+    ),
+    (
+        "password_policy_no_expiry",
+        "IamCredentialsPasswordPolicyNonCompliant",
+    ),
 ];
 
 fn rules_file() -> PathBuf {
@@ -247,6 +307,86 @@ fn every_alert_follows_the_conventions() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// The runbook's `## ` sections: heading, then the text up to the next heading.
+fn runbook_sections() -> BTreeMap<String, String> {
+    let runbook = fs::read_to_string(repo().join("docs/runbook.md")).expect("docs/runbook.md");
+    let mut sections = BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for line in runbook.lines() {
+        if let Some(h) = line.strip_prefix("## ") {
+            if let Some((name, text)) = current.take() {
+                sections.insert(name, text);
+            }
+            current = Some((h.trim().to_owned(), String::new()));
+        } else if let Some((_, text)) = current.as_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    if let Some((name, text)) = current {
+        sections.insert(name, text);
+    }
+    sections
+}
+
+#[test]
+fn every_check_is_in_the_runbook() {
+    let (_, alerts) = parse_rules();
+    let names: BTreeSet<&str> = alerts.iter().map(|a| a.name.as_str()).collect();
+    let sections = runbook_sections();
+    let mut problems = Vec::new();
+
+    // The crate's own lists of checks: a check added there must be added here (and so to the
+    // runbook) too.
+    let crate_checks = iam_credential_report::judge::Check::ALL
+        .iter()
+        .map(|c| c.name())
+        .chain(
+            iam_credential_report::judge::AccountCheck::ALL
+                .iter()
+                .map(|c| c.name()),
+        );
+    for c in crate_checks {
+        if !CHECKS.contains(&c) {
+            problems.push(format!("check {c}: missing from CHECKS"));
+        }
+    }
+    for c in LIVE_CHECKS {
+        if !CHECKS.contains(&c) {
+            problems.push(format!("LIVE_CHECKS names {c}, which is not in CHECKS"));
+        }
+    }
+    for (c, alert) in ALERT_FOR_CHECK {
+        if !CHECKS.contains(&c) {
+            problems.push(format!("ALERT_FOR_CHECK names {c}, which is not in CHECKS"));
+        }
+        if !names.contains(alert) {
+            problems.push(format!(
+                "ALERT_FOR_CHECK: {c} raises {alert}, which does not exist"
+            ));
+        }
+    }
+
+    // Each check in backticks: in the entry of the alert it raises, else among the checks
+    // without an alert.
+    for c in CHECKS {
+        let section = ALERT_FOR_CHECK
+            .iter()
+            .find(|(check, _)| *check == c)
+            .map_or(NO_ALERT_HEADING, |(_, alert)| *alert);
+        match sections.get(section) {
+            Some(text) if text.contains(&format!("`{c}`")) => {}
+            Some(_) => problems.push(format!(
+                "docs/runbook.md: `## {section}` does not name `{c}`"
+            )),
+            None => problems.push(format!(
+                "docs/runbook.md: no `## {section}` section (for `{c}`)"
+            )),
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn every_alert_is_tested_firing_and_quiet() {
     let (groups, alerts) = parse_rules();
@@ -363,8 +503,29 @@ fn rules_evaluate_against_the_exporter_on_the_sample_report() {
         .iter()
         .map(|s| label(s, "check"))
         .collect();
+    let exported: BTreeSet<String> = prom
+        .query("aws_iam_check_failures")
+        .unwrap()
+        .iter()
+        .map(|s| label(s, "check"))
+        .collect();
+    let unknown: Vec<&String> = exported
+        .iter()
+        .filter(|c| !CHECKS.contains(&c.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "the exporter exports checks {unknown:?} that CHECKS (and so the runbook) does not know"
+    );
     let mut expected = BTreeSet::new();
     for (check, alert) in ALERT_FOR_CHECK {
+        if LIVE_CHECKS.contains(&check) {
+            assert!(
+                !exported.contains(check),
+                "{check} is judged from live AWS only, yet a report file exports it"
+            );
+            continue;
+        }
         assert!(
             failing.contains(check),
             "the sample report has no failure for {check}, so {alert} goes untested here"
