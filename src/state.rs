@@ -137,7 +137,6 @@ pub struct Published {
 
 /// The shared state. Accounts are kept by [`AccountState::key`], so that accounts can come
 /// and go (a reload, an organization listing) while the others keep their last good data.
-#[derive(Debug)]
 pub struct Store {
     /// How to judge and render.
     settings: RwLock<Arc<JudgeSettings>>,
@@ -152,7 +151,21 @@ pub struct Store {
     /// Wakes the publisher.
     changed: Notify,
     build: Bodies,
+    /// The time refreshes judge at: the system clock, or a test's.
+    clock: RwLock<Clock>,
 }
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("accounts", &self.accounts)
+            .field("published", &self.published)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where "now" comes from.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 impl Store {
     /// A store watching `accounts` (a later one with the same key replaces an earlier one).
@@ -166,6 +179,7 @@ impl Store {
             deferred: AtomicBool::new(false),
             changed: Notify::new(),
             build: expose::render_build_info(crate::VERSION, crate::REVISION),
+            clock: RwLock::new(Arc::new(Utc::now)),
         });
         store.publish();
         store
@@ -228,6 +242,17 @@ impl Store {
     /// The last published state.
     pub fn published(&self) -> Arc<Published> {
         self.published.read().expect("published lock").clone()
+    }
+
+    /// The time to judge at.
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock.read().expect("clock lock"))()
+    }
+
+    /// Judges at the times `clock` gives from now on: tests pass time in rather than wait
+    /// for the calendar.
+    pub fn set_clock(&self, clock: Clock) {
+        *self.clock.write().expect("clock lock") = clock;
     }
 
     /// The current judge settings.

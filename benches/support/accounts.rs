@@ -29,7 +29,13 @@ pub fn judged_account(i: usize, users: usize, render: &RenderOptions) -> Account
     let bodies = render_report(&id, &report, &assessment, Some(now()), now(), render);
     let live = LiveFacts::default();
     let mut state = AccountState::new(id.clone(), Some(id.clone()), Some(format!("team-{i}")));
-    state.live_bodies = render_live(&id, state.name.as_deref(), Some(&live));
+    state.live_bodies = render_live(
+        &id,
+        state.name.as_deref(),
+        Some(&live),
+        assessment.root.as_ref(),
+    );
+    state.root = assessment.root;
     state.live = Some(live);
     state.report = Some(JudgedReport {
         generated_at: Some(now()),
@@ -37,8 +43,11 @@ pub fn judged_account(i: usize, users: usize, render: &RenderOptions) -> Account
         users: report.users().count(),
         findings: assessment.findings.len(),
         skipped_rows: report.skipped.len(),
+        root: assessment.root,
         bodies: Arc::new(bodies),
     });
+    // Kept as the refresh loop keeps it, to judge the unchanged report again.
+    state.parsed = Some(Arc::new(report));
     state
 }
 

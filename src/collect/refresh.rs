@@ -5,7 +5,7 @@
 
 use crate::collect::{FailureReason, Fetched, ReportSource, SourceError};
 use crate::state::{Fingerprint, JudgedReport, Store};
-use chrono::Utc;
+
 use iam_credential_report::expose;
 use iam_credential_report::judge;
 use iam_credential_report::report;
@@ -68,7 +68,7 @@ pub async fn run(
 /// judge it as of now (verdicts age with the clock, so an unchanged report is judged again);
 /// publish. An account removed meanwhile is left alone.
 pub async fn refresh_once(store: &Store, key: &str, source: &dyn ReportSource) {
-    let attempt = Utc::now();
+    let attempt = store.now();
     let started = Instant::now();
     let fetched = source.fetch().await;
     let retries = source.retries();
@@ -138,7 +138,7 @@ pub async fn refresh_once(store: &Store, key: &str, source: &dyn ReportSource) {
                     a.root.as_ref(),
                 );
                 a.stats.last_ok = Some(true);
-                a.stats.last_success = Some(Utc::now());
+                a.stats.last_success = Some(store.now());
                 a.last_error = None;
             }
             Err(e) => {
@@ -183,6 +183,7 @@ async fn judge_fetched(store: &Store, key: &str, f: Fetched) -> Result<Judged, S
     let generated_at = f.generated_at;
     let source_id = f.account_id;
     let live = f.live;
+    let now = store.now();
     // Parsing and judging a large report is CPU work: keep it off the async workers.
     tokio::task::spawn_blocking(move || {
         let (parsed, new_bytes) = match previous {
@@ -205,7 +206,6 @@ async fn judge_fetched(store: &Store, key: &str, f: Fetched) -> Result<Judged, S
             .or(source_id)
             .or(parsed.account_id.clone())
             .unwrap_or_else(|| "unknown".to_owned());
-        let now = Utc::now();
         let assessment = judge::judge(&parsed, now, &settings.thresholds);
         let bodies = expose::render_report(
             &account_id,
@@ -240,4 +240,164 @@ fn content_hash(bytes: &[u8]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut h);
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{AccountState, JudgeSettings};
+    use chrono::{DateTime, TimeDelta, Utc};
+    use std::sync::Mutex;
+
+    const HEADER: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
+    const KEY: &str = "acct";
+
+    /// A report of one API user whose only key was rotated on 2026-01-01 and used daily.
+    fn good_report() -> String {
+        format!(
+            "{HEADER}\n\
+             <root_account>,arn:aws:iam::111122223333:root,2020-01-01T00:00:00Z,false,N/A,N/A,not_supported,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n\
+             ci,arn:aws:iam::111122223333:user/ci,2025-01-01T00:00:00Z,false,N/A,N/A,N/A,true,true,2026-01-01T00:00:00Z,2026-06-01T00:00:00Z,us-east-1,s3,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n"
+        )
+    }
+
+    /// Hands out the bytes it is given, like a file re-read at every refresh.
+    struct Bytes(Mutex<String>);
+
+    impl ReportSource for Bytes {
+        fn fetch(&self) -> crate::BoxFuture<'_, Result<Fetched, SourceError>> {
+            let csv = self.0.lock().unwrap().clone().into_bytes();
+            Box::pin(async move {
+                Ok(Fetched {
+                    csv,
+                    generated_at: None,
+                    account_id: None,
+                    live: None,
+                })
+            })
+        }
+    }
+
+    fn rig(csv: String) -> (Arc<Store>, Bytes, Arc<Mutex<DateTime<Utc>>>) {
+        let store = Store::new(
+            JudgeSettings::default(),
+            vec![AccountState::new(KEY.to_owned(), None, None)],
+        );
+        let now = Arc::new(Mutex::new("2026-01-02T00:00:00Z".parse().unwrap()));
+        let clock = now.clone();
+        store.set_clock(Arc::new(move || *clock.lock().unwrap()));
+        (store, Bytes(Mutex::new(csv)), now)
+    }
+
+    fn metrics(store: &Store) -> String {
+        String::from_utf8(store.published().metrics.to_vec()).unwrap()
+    }
+
+    fn has(store: &Store, line: &str) -> bool {
+        metrics(store).lines().any(|l| l == line)
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_report_is_judged_again_as_the_clock_moves_but_not_parsed_again() {
+        let (store, source, now) = rig(good_report());
+        refresh_once(&store, KEY, &source).await;
+        let rotation =
+            r#"aws_iam_check_failures{account_id="111122223333",check="access_key_not_rotated"}"#;
+        assert!(has(&store, &format!("{rotation} 0")), "{}", metrics(&store));
+        let first = store.account(KEY, |a| a.parsed.clone()).unwrap().unwrap();
+
+        // The same bytes, 91 days after the key's rotation: the key is now too old.
+        *now.lock().unwrap() = "2026-04-02T00:00:01Z".parse().unwrap();
+        refresh_once(&store, KEY, &source).await;
+        assert!(has(&store, &format!("{rotation} 1")), "{}", metrics(&store));
+        let second = store.account(KEY, |a| a.parsed.clone()).unwrap().unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &second),
+            "unchanged bytes were parsed again"
+        );
+        let evaluated = store.account(KEY, |a| a.report.as_ref().unwrap().evaluated_at);
+        assert_eq!(evaluated, Some("2026-04-02T00:00:01Z".parse().unwrap()));
+    }
+
+    #[tokio::test]
+    async fn a_report_that_lost_its_rows_fails_as_invalid_report_and_the_last_good_one_stays() {
+        let (store, source, now) = rig(good_report());
+        refresh_once(&store, KEY, &source).await;
+        let users = r#"aws_iam_users{account_id="111122223333"} 1"#;
+        assert!(has(&store, users));
+
+        for broken in [
+            // Every row of the wrong width.
+            format!("{HEADER}\na,b,c\nd,e,f\ng,h,i\nj,k,l\nm,n,o\n"),
+            // No rows at all, while the last good report had a user.
+            format!("{HEADER}\n"),
+        ] {
+            *source.0.lock().unwrap() = broken;
+            *now.lock().unwrap() += TimeDelta::minutes(15);
+            refresh_once(&store, KEY, &source).await;
+            let (ok, error, failures) = store
+                .account(KEY, |a| {
+                    (
+                        a.stats.last_ok,
+                        a.last_error.clone(),
+                        a.stats.failures[FailureReason::InvalidReport.index()],
+                    )
+                })
+                .unwrap();
+            assert_eq!(ok, Some(false));
+            assert_eq!(error.unwrap().reason, FailureReason::InvalidReport);
+            assert!(failures >= 1);
+            // The last good snapshot is still served, under its account id.
+            assert!(has(&store, users), "{}", metrics(&store));
+            assert!(has(
+                &store,
+                r#"iam_credentials_exporter_refresh_success{account_id="111122223333"} 0"#
+            ));
+            assert!(!metrics(&store).contains("account_id=\"unknown\""));
+        }
+        assert!(has(
+            &store,
+            r#"iam_credentials_exporter_refresh_failures_total{account_id="111122223333",reason="invalid_report"} 2"#
+        ));
+
+        // A good report again: served, and the failure is over.
+        *source.0.lock().unwrap() = good_report();
+        refresh_once(&store, KEY, &source).await;
+        assert_eq!(store.account(KEY, |a| a.stats.last_ok), Some(Some(true)));
+    }
+
+    #[tokio::test]
+    async fn root_credentials_and_root_checks_follow_the_root_row() {
+        let (store, source, _) = rig(good_report());
+        refresh_once(&store, KEY, &source).await;
+        // Root without password, keys or certificates: credentials removed, MFA check passes.
+        for line in [
+            r#"aws_iam_credential_report_root_present{account_id="111122223333"} 1"#,
+            r#"aws_iam_root_credentials_present{account_id="111122223333"} 0"#,
+            r#"aws_iam_check_failures{account_id="111122223333",check="root_without_mfa"} 0"#,
+        ] {
+            assert!(has(&store, line), "{line}\n{}", metrics(&store));
+        }
+        // Without the root row: root is unknown, not passing.
+        let without_root: String = good_report()
+            .lines()
+            .filter(|l| !l.starts_with("<root_account>"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        *source.0.lock().unwrap() = without_root;
+        refresh_once(&store, KEY, &source).await;
+        let text = metrics(&store);
+        assert!(has(
+            &store,
+            r#"aws_iam_credential_report_root_present{account_id="111122223333"} 0"#
+        ));
+        for absent in [
+            "aws_iam_root_credentials_present{",
+            "check=\"root_without_mfa\"",
+            "check=\"root_access_key\"",
+            "check=\"root_used_recently\"",
+        ] {
+            assert!(!text.contains(absent), "{absent}\n{text}");
+        }
+    }
 }

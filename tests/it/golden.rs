@@ -38,7 +38,12 @@ fn exposition(
     let assessment = judge(&report, now(), &Thresholds::default());
     let generated: DateTime<Utc> = "2026-11-25T04:12:00Z".parse().unwrap();
     let bodies = render_report(&account, &report, &assessment, Some(generated), now(), opts);
-    let live_bodies = render_live(&account, Some("payments-prod"), live);
+    let live_bodies = render_live(
+        &account,
+        Some("payments-prod"),
+        live,
+        assessment.root.as_ref(),
+    );
     let build = render_build_info("0.0.0-test", "0000000");
     let stats = render_refresh_stats(&account, stats.unwrap_or(&RefreshStats::default()));
     compose([&build, &bodies, &live_bodies, &stats])
@@ -108,6 +113,7 @@ fn sample_report_with_live_facts_and_refresh_stats() {
             require_uppercase: false,
             require_lowercase: true,
         })),
+        root_virtual_mfa: Some(true),
         failures: vec![],
     };
     let mut stats = RefreshStats {
@@ -141,6 +147,41 @@ fn sample_report_without_per_user_series() {
     let text = exposition(&sample_csv(), None, None, &RenderOptions::default());
     assert!(!text.contains("user=\""));
     check_golden("sample-aggregate-only.prom", &text);
+}
+
+/// A report without the root row (moto's, a filtered export): root is unknown, so the root
+/// checks and `aws_iam_root_credentials_present` have no sample, even with live facts.
+#[test]
+fn sample_report_without_the_root_row() {
+    let csv: String = String::from_utf8(sample_csv())
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("<root_account>,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let live = LiveFacts {
+        summary: Some(AccountSummary {
+            root_mfa_enabled: false,
+            root_access_keys_present: true,
+            mfa_devices_in_use: 4,
+        }),
+        root_virtual_mfa: Some(true),
+        ..LiveFacts::default()
+    };
+    let text = exposition(csv.as_bytes(), Some(&live), None, &RenderOptions::default());
+    assert!(
+        text.contains("aws_iam_credential_report_root_present{account_id=\"123456789012\"} 0\n")
+    );
+    for absent in [
+        "aws_iam_root_credentials_present{",
+        "root_without_mfa",
+        "root_access_key\"",
+        "root_used_recently",
+        "root_virtual_mfa",
+    ] {
+        assert!(!text.contains(absent), "{absent}");
+    }
+    check_golden("sample-without-root.prom", &text);
 }
 
 #[test]

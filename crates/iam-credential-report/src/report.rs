@@ -543,9 +543,15 @@ fn parse_row(f: &csv::ByteRecord, c: &Columns) -> Result<UserRow, SkipReason> {
                 ],
             )?,
         ],
+        // Certificates only ever add a root credential, so any value but `true` reads as
+        // inactive rather than costing the row.
         certs_active: [
-            optional_boolean(&f[c.cert_active[0]], "cert_1_active")? == Some(true),
-            optional_boolean(&f[c.cert_active[1]], "cert_2_active")? == Some(true),
+            f[c.cert_active[0]]
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"true"),
+            f[c.cert_active[1]]
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"true"),
         ],
         user,
         arn,

@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn every_api_names_its_permission() {
-        assert_eq!(iam_apis().count(), 5);
+        assert_eq!(iam_apis().count(), 6);
         for api in iam_apis() {
             assert_eq!(api.permission(), format!("iam:{}", api.name()));
         }
