@@ -1,7 +1,9 @@
-//! A fake IAM endpoint for soak tests: answers the five read-only calls the exporter makes
-//! (awsQuery over HTTP, as `tests/aws_faults.rs` scripts them) with a synthetic report of
+//! A fake IAM endpoint for soak tests: answers the six read-only calls the exporter makes
+//! (awsQuery over HTTP, as `tests/it/aws_faults.rs` scripts them) with a synthetic report of
 //! `USERS` users that it generates again every second, so every refresh of the exporter parses,
-//! judges and renders a new report.
+//! judges and renders a new report. ListVirtualMFADevices lists a virtual device for 7 users
+//! in 10 (none for root), 100 a page as IAM does by default, so a refresh also pages through
+//! the device list.
 //!
 //! Faults on demand, for a share of requests picked at random: `Throttling` (HTTP 400), a
 //! `ServiceFailure` (500), a bare 503, or an answer held for `--slow` (past the exporter's
@@ -77,6 +79,8 @@ fn options() -> Options {
 struct State {
     /// The `<GetCredentialReportResult>` body of the current report.
     report: RwLock<Arc<String>>,
+    /// Users with a virtual MFA device.
+    virtual_mfa_users: usize,
     /// Share of requests, in percent, answered with a fault.
     fault_percent: AtomicU32,
     slow: Duration,
@@ -137,6 +141,27 @@ fn result(action: &str) -> Option<String> {
     })
 }
 
+/// IAM's page size for ListVirtualMFADevices when the request sets no `MaxItems`.
+const DEVICES_PER_PAGE: usize = 100;
+
+/// The `<ListVirtualMFADevicesResult>` body of the page that starts at `marker` (a device
+/// index; the first page without one).
+fn virtual_mfa_page(users: usize, marker: Option<&str>) -> Option<String> {
+    let start = match marker {
+        Some(m) => m.parse::<usize>().ok().filter(|&i| i < users)?,
+        None => 0,
+    };
+    let end = users.min(start + DEVICES_PER_PAGE);
+    let names: Vec<String> = (start..end).map(|i| format!("soak-user-{i}")).collect();
+    let holders: Vec<&str> = names.iter().map(String::as_str).collect();
+    let next = (end < users).then(|| end.to_string());
+    Some(aws_query::virtual_mfa_devices(
+        ACCOUNT,
+        &holders,
+        next.as_deref(),
+    ))
+}
+
 fn error(status: u16, code: &str) -> Response<Full<Bytes>> {
     xml(
         status,
@@ -177,7 +202,12 @@ async fn answer(
     if req.uri().path().starts_with("/fake/") {
         return Ok(control(&state, &req));
     }
-    let action = aws_query::action_of(req).await;
+    let form = aws_query::form_of(req).await;
+    let param = |name: &str| {
+        form.iter()
+            .find_map(|(k, v)| (k == name).then_some(v.as_str()))
+    };
+    let action = param("Action").unwrap_or_default().to_owned();
 
     let fault = {
         let mut rng = rand::rng();
@@ -206,17 +236,22 @@ async fn answer(
             if matches!(fault, Some(Fault::Slow)) {
                 tokio::time::sleep(state.slow).await;
             }
-            let inner = if action == "GetCredentialReport" {
-                Some(
+            let inner = match action.as_str() {
+                "GetCredentialReport" => Some(
                     state
                         .report
                         .read()
                         .expect("report lock")
                         .as_str()
                         .to_owned(),
-                )
-            } else {
-                result(&action)
+                ),
+                "ListVirtualMFADevices" => {
+                    match virtual_mfa_page(state.virtual_mfa_users, param("Marker")) {
+                        Some(page) => Some(page),
+                        None => return Ok(error(400, "InvalidInput")),
+                    }
+                }
+                _ => result(&action),
             };
             match inner {
                 Some(inner) => xml(200, aws_query::result_document(&action, &inner)),
@@ -232,6 +267,7 @@ async fn main() {
     let o = options();
     let state = Arc::new(State {
         report: RwLock::new(Arc::new(report_body(o.users, 0))),
+        virtual_mfa_users: o.users * 7 / 10,
         fault_percent: AtomicU32::new(0),
         slow: o.slow,
         counts: Mutex::new(BTreeMap::new()),

@@ -4,6 +4,14 @@
 //!
 //! A console user's MFA device is removed in moto: the webhook must receive the MFA alert that
 //! names the user and the account. MFA is restored: the same alert must arrive resolved.
+//!
+//! Before that, the path itself is proven with an alert that fires at once and that nothing
+//! later waits for: IamCredentialsRootMfaDisabled (critical, `for: 0m`). It pages only where
+//! the report has a root row saying root has credentials, and moto writes none, so moto gets
+//! one ([`Moto::add_root_row`]: a `<root_account>` user with a password and no MFA), while
+//! its live summary says AccountMFAEnabled=0. The MFA regressions cannot serve as the proof:
+//! the test waits for them after the removal, and an alert already firing would send no new
+//! notification then.
 use crate::support::http::probe;
 use crate::support::moto::Moto;
 use crate::support::prometheus::{Prometheus, Scrape};
@@ -194,6 +202,7 @@ receivers:
 fn a_removed_mfa_device_pages_and_its_restoration_resolves() {
     let moto = Moto::start();
     moto.iam(&["seed"]);
+    moto.add_root_row();
     let env = moto.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let exporter = Exporter::start_with_env(&["--refresh.interval=1s"], &env);
@@ -208,10 +217,14 @@ fn a_removed_mfa_device_pages_and_its_restoration_resolves() {
         Some(alertmanager.addr),
     );
 
-    // Prometheus has seen alice with MFA, and the path works: root has no MFA in moto, a
-    // critical alert that must reach the pager by itself.
+    // Prometheus has seen alice with MFA, and the path works: root has a password and no MFA
+    // in moto, a critical alert that must reach the pager by itself.
     prom.wait_for_data(
         &format!(r#"aws_iam_user_mfa_active{{account_id="{ACCOUNT}",user="alice"}} == 1"#),
+        STEP,
+    );
+    prom.wait_for_data(
+        &format!(r#"aws_iam_root_credentials_present{{account_id="{ACCOUNT}"}} == 1"#),
         STEP,
     );
     webhook.wait_for_alert(

@@ -216,6 +216,56 @@ fn a_bad_or_missing_file_keeps_the_last_good_report() {
     );
 }
 
+/// The issue's measurement: a good report is served, then the file becomes a header and five
+/// rows of the wrong width. The refresh fails as `invalid_report`; the last good snapshot,
+/// its account id and its findings stay, and the log says why.
+#[test]
+fn a_report_that_lost_its_rows_fails_closed() {
+    let (_dir, path, exporter) = start_on_copy(&[]);
+    let acct = r#"account_id="123456789012""#;
+    let console = format!(r#"aws_iam_check_failures{{{acct},check="console_user_without_mfa"}}"#);
+    let m = exporter.wait_for_sample(
+        &format!("iam_credentials_exporter_refresh_success{{{acct}}}"),
+        1.0,
+    );
+    let findings = sample(&m, &console).unwrap();
+    assert!(findings > 0.0, "{m}");
+
+    let header = std::fs::read_to_string(sample_report())
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    replace_file(
+        &path,
+        format!("{header}\na,b,c\nd,e,f\ng,h,i\nj,k,l\nm,n,o\n").as_bytes(),
+    );
+    let invalid = format!(
+        r#"iam_credentials_exporter_refresh_failures_total{{{acct},reason="invalid_report"}}"#
+    );
+    let m = wait_for("an invalid_report failure", Duration::from_secs(20), || {
+        let m = exporter.metrics();
+        (sample(&m, &invalid).unwrap_or(0.0) >= 1.0).then_some(m)
+    });
+    assert_eq!(
+        sample(
+            &m,
+            &format!("iam_credentials_exporter_refresh_success{{{acct}}}")
+        ),
+        Some(0.0)
+    );
+    assert_eq!(sample(&m, &format!("aws_iam_users{{{acct}}}")), Some(9.0));
+    assert_eq!(sample(&m, &console), Some(findings));
+    assert!(!m.contains(r#"account_id="unknown""#), "{m}");
+    let logs = exporter.logs();
+    assert!(
+        logs.contains("reason=invalid_report")
+            && logs.contains("no row of the credential report could be read: 5 row(s) skipped"),
+        "{logs}"
+    );
+}
+
 #[test]
 fn not_ready_until_a_report_was_judged() {
     let dir = tempfile::tempdir().unwrap();

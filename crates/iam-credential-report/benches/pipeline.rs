@@ -58,6 +58,14 @@ fn pipeline(c: &mut Criterion) {
                 })
             });
         }
+        // What every refresh of an unchanged report costs: the parse is skipped, the verdict
+        // is judged again as of the refresh's time and rendered.
+        g.bench_with_input(BenchmarkId::new("rejudge_render", rows), &report, |b, r| {
+            b.iter(|| {
+                let a = judge(black_box(r), now, &thresholds);
+                render_report("123456789012", r, &a, Some(now), now, &per_user)
+            })
+        });
         g.bench_with_input(
             BenchmarkId::new("parse_judge_render", rows),
             &csv,

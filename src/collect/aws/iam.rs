@@ -192,15 +192,28 @@ impl AwsSource {
                         .send()
                 })
                 .await?;
-            let root = page.virtual_mfa_devices().iter().any(|d| {
-                d.user()
-                    .is_some_and(|u| u.arn().ends_with(":root") && u.arn().starts_with("arn:"))
+            let root = page.virtual_mfa_devices().iter().any(|d| match d.user() {
+                Some(u) => u.arn().starts_with("arn:") && u.arn().ends_with(":root"),
+                // Some answers leave out the user; root's device then still has the name the
+                // console gives it (the CIS audit and Steampipe read it the same way).
+                None => d.serial_number().ends_with(":mfa/root-account-mfa-device"),
             });
             if root {
                 return Ok(true);
             }
             match page.marker() {
-                Some(next) if page.is_truncated() && Some(next) != marker.as_deref() => {
+                Some(next) if page.is_truncated() => {
+                    // A page that hands back the marker it was asked with would loop forever;
+                    // the list cannot be read whole, so the verdict is not given (fail closed).
+                    if Some(next) == marker.as_deref() {
+                        return Err(Failure {
+                            verdict: Verdict::Fail(FailureReason::InvalidResponse),
+                            message: format!(
+                                "{}: the answer repeats the marker it was asked with",
+                                Api::ListVirtualMFADevices.name()
+                            ),
+                        });
+                    }
                     marker = Some(next.to_owned());
                 }
                 _ => return Ok(false),
