@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::Check(args)) => return cli::check::run(args, &cli.thresholds.thresholds()),
         Some(Command::Checks(args)) => return cli::checks::run(args),
+        Some(Command::Diff(args)) => return cli::diff::run(args),
         None => {}
     }
     if cli.serve.config_check {

@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod checks;
+pub mod diff;
 
 use crate::config::duration::{self, DurationError};
 use crate::config::{Settings, Shard, SETTINGS};
@@ -134,6 +135,11 @@ pub enum Command {
     /// Print the catalogue of checks: severity, Security Hub, CIS (each benchmark version)
     /// and AWS Config ids, and the remediation.
     Checks(ChecksArgs),
+    /// Compare two credential reports of one account and print what changed.
+    ///
+    /// Exits 0 when nothing changed, 1 when something did, 2 when either report cannot be
+    /// read (or rows were skipped; see --allow-skipped-rows).
+    Diff(DiffArgs),
 }
 
 /// Flags of the long-running exporter.
@@ -466,6 +472,27 @@ pub struct CheckArgs {
 
     /// Accept a verdict with skipped rows: exit 0 or 1 on the rows that could be read,
     /// instead of 2 (the skipped users are not judged either way).
+    #[arg(long = "allow-skipped-rows")]
+    pub allow_skipped_rows: bool,
+}
+
+/// Flags of `diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier report (a CSV file).
+    #[arg(value_name = "OLD")]
+    pub old: String,
+
+    /// The later report (a CSV file, or `-` for standard input).
+    #[arg(value_name = "NEW")]
+    pub new: String,
+
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+
+    /// Compare reports with skipped rows anyway (a skipped row can read as a deleted or
+    /// created user), instead of exiting 2.
     #[arg(long = "allow-skipped-rows")]
     pub allow_skipped_rows: bool,
 }

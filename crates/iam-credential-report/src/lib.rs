@@ -14,6 +14,8 @@
 //!   (each benchmark version) and remediation: the one list that names checks.
 //! - [`judge`]: the checks, their thresholds, the account-level verdicts (password policy,
 //!   root's MFA kind) and whether the report can be vouched for.
+//! - [`diff`]: what changed between two reports of an account, as change events, and the
+//!   digest of a report that the comparison needs (small enough to keep and to store).
 //! - [`expose`]: the metrics contract (every family's name, type and help) and the rendering
 //!   of verdicts and facts into exposition text.
 //! - `synthetic` (feature `synthetic`): generated reports for benchmarks and property tests.
@@ -22,6 +24,7 @@
 pub mod account;
 pub mod arn;
 pub mod catalogue;
+pub mod diff;
 pub mod expose;
 pub mod judge;
 pub mod report;

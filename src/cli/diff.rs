@@ -1,0 +1,158 @@
+//! `iam-credentials-exporter diff OLD NEW`: the change events between two reports of one
+//! account, offline, as the exporter derives them between two refreshes. The formatting is
+//! pure; [`run`] does the reading and printing.
+
+use crate::cli::check::skip_warnings;
+use crate::cli::{DiffArgs, OutputFormat};
+use iam_credential_report::diff::{diff, Digest, Event};
+use iam_credential_report::report::{self, CredentialReport};
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+/// The events as an aligned table, then a summary line.
+pub fn table(events: &[Event], old: &str, new: &str) -> String {
+    let header = ["CHANGE", "USER", "KEY", "BEFORE", "AFTER"];
+    let rows: Vec<[String; 5]> = events
+        .iter()
+        .map(|e| {
+            [
+                e.change.name().to_owned(),
+                e.user.clone(),
+                e.slot.map(|s| s.to_string()).unwrap_or_default(),
+                e.before.clone().unwrap_or_default(),
+                e.after.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut out = String::new();
+    if rows.is_empty() {
+        out.push_str(&format!("no changes from {old} to {new}\n"));
+        return out;
+    }
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let header = header.map(str::to_owned);
+    for r in std::iter::once(&header).chain(rows.iter()) {
+        let mut line = String::new();
+        for (i, (cell, w)) in r.iter().zip(widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(&format!("{cell:<w$}"));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "\n{} change(s) from {old} to {new}.\n",
+        events.len()
+    ));
+    out
+}
+
+/// The events as CSV with a header row.
+pub fn csv(events: &[Event]) -> String {
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    w.write_record(["change", "user", "arn", "slot", "before", "after"])
+        .expect("writing CSV to memory");
+    for e in events {
+        w.write_record([
+            e.change.name(),
+            &e.user,
+            &e.arn,
+            &e.slot.map(|s| s.to_string()).unwrap_or_default(),
+            e.before.as_deref().unwrap_or(""),
+            e.after.as_deref().unwrap_or(""),
+        ])
+        .expect("writing CSV to memory");
+    }
+    String::from_utf8(w.into_inner().expect("flushing CSV to memory"))
+        .expect("CSV of UTF-8 is UTF-8")
+}
+
+/// Reads and parses one report, or says why not.
+fn read(path: &str) -> Result<CredentialReport, String> {
+    let bytes = if path == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).map(|_| buf)
+    } else {
+        std::fs::read(path)
+    }
+    .map_err(|e| format!("reading {path}: {e}"))?;
+    report::parse(&bytes).map_err(|e| format!("{path}: {e}"))
+}
+
+/// Runs `diff`: 0 when nothing changed, 1 when something did, 2 when a report cannot be read,
+/// the two are of different accounts, or rows were skipped (unless `--allow-skipped-rows`).
+pub fn run(args: &DiffArgs) -> ExitCode {
+    let mut stderr = std::io::stderr().lock();
+    let mut reports = Vec::new();
+    for path in [&args.old, &args.new] {
+        match read(path) {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                let _ = writeln!(stderr, "error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let (old, new) = (&reports[0], &reports[1]);
+    let name = |p: &str| {
+        if p == "-" {
+            "standard input".to_owned()
+        } else {
+            p.to_owned()
+        }
+    };
+    let (old_name, new_name) = (name(&args.old), name(&args.new));
+    let mut incomplete = false;
+    for (report, name) in [(old, &old_name), (new, &new_name)] {
+        let _ = stderr.write_all(skip_warnings(report, name).as_bytes());
+        if let Some(why) = report.doubt(None) {
+            let _ = writeln!(stderr, "error: {name}: {why}");
+            return ExitCode::from(2);
+        }
+        incomplete |= !report.skipped.is_empty();
+    }
+    if let (Some(a), Some(b)) = (&old.account_id, &new.account_id) {
+        if a != b {
+            let _ = writeln!(
+                stderr,
+                "error: {old_name} is a report of account {a}, {new_name} of account {b}: nothing to compare"
+            );
+            return ExitCode::from(2);
+        }
+    }
+    if incomplete && !args.allow_skipped_rows {
+        let _ = writeln!(
+            stderr,
+            "error: rows were skipped, so users in them would read as deleted or created; --allow-skipped-rows compares anyway"
+        );
+        return ExitCode::from(2);
+    }
+    let events = diff(&Digest::of(old), &Digest::of(new));
+    let text = match args.output {
+        OutputFormat::Table => table(&events, &old_name, &new_name),
+        OutputFormat::Json => {
+            serde_json::to_string_pretty(&events).expect("serialising the events") + "\n"
+        }
+        OutputFormat::Csv => csv(&events),
+    };
+    let mut stdout = std::io::stdout().lock();
+    if stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+        .is_err()
+    {
+        return ExitCode::from(2);
+    }
+    if events.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
