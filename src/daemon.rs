@@ -4,6 +4,7 @@
 use crate::cli::{listen_target, Cli, LogArgs, LogFormat, LogLevel};
 use crate::collect::aws;
 use crate::collect::fleet::{Fleet, FleetOptions, ReloadHandle};
+use crate::collect::history::History;
 use crate::config::{self, Settings};
 use crate::serve::web_config::{self, WebState};
 use crate::serve::{self, RefusedReload, Reload, ServerSettings};
@@ -50,9 +51,10 @@ pub fn init_logging(log: &LogArgs) {
 }
 
 /// What the fleet starts from: the command line.
-pub fn fleet_options(cli: &Cli) -> FleetOptions {
+pub fn fleet_options(cli: &Cli, history: Option<Arc<History>>) -> FleetOptions {
     let serve = &cli.serve;
     FleetOptions {
+        history,
         config_file: serve.config_file.clone(),
         report_file: serve.report_file.clone(),
         flags: cli.flag_settings(),
@@ -105,7 +107,13 @@ impl Reload for ReloadHandle {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let serve = &cli.serve;
     let shutdown = CancellationToken::new();
-    let fleet = Fleet::new(fleet_options(&cli), shutdown.clone())?;
+    let history = match &serve.storage_path {
+        Some(dir) => Some(Arc::new(
+            History::open(dir).map_err(|e| anyhow::anyhow!("--storage.path: {e}"))?,
+        )),
+        None => None,
+    };
+    let fleet = Fleet::new(fleet_options(&cli, history), shutdown.clone())?;
     let web = Arc::new(match &serve.web_config_file {
         Some(path) => WebState::load(path)?,
         None => WebState::plain(),
@@ -227,7 +235,7 @@ mod tests {
     fn default_flags_give_the_default_aws_settings() {
         let cli = Cli::try_parse_args(["x"]).unwrap();
         assert_eq!(
-            fleet_options(&cli).aws_settings,
+            fleet_options(&cli, None).aws_settings,
             aws::AwsSettings::default()
         );
     }

@@ -16,10 +16,11 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use flate2::write::GzEncoder;
 use iam_credential_report::account::{LiveFacts, SourceError};
+use iam_credential_report::diff::Change;
 use iam_credential_report::expose::{self, Bodies, RefreshStats, RenderOptions};
 use iam_credential_report::judge::{RootFacts, Thresholds};
 use iam_credential_report::report::CredentialReport;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -59,6 +60,22 @@ pub struct JudgedReport {
     pub bodies: Arc<Bodies>,
 }
 
+/// How many change events the landing page shows per account.
+pub const RECENT_CHANGES: usize = 20;
+
+/// A change event, as the landing page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentChange {
+    /// When the refresh that saw it ran.
+    pub at: DateTime<Utc>,
+    /// The user (`<root_account>` for root).
+    pub user: String,
+    /// What happened.
+    pub change: Change,
+    /// The key slot, for key events.
+    pub slot: Option<u8>,
+}
+
 /// Identifies a report's bytes (its generation time and a hash), to skip parsing an
 /// unchanged one.
 pub(crate) type Fingerprint = (Option<DateTime<Utc>>, u64);
@@ -82,6 +99,8 @@ pub struct AccountState {
     pub parsed: Option<Arc<CredentialReport>>,
     /// What the last good report says of root (for the live root series and checks).
     pub root: Option<RootFacts>,
+    /// The last [`RECENT_CHANGES`] change events, oldest first.
+    pub recent_changes: VecDeque<RecentChange>,
     /// The last live facts and their rendering.
     pub live: Option<LiveFacts>,
     /// Rendered live facts and account info.
@@ -107,6 +126,7 @@ impl AccountState {
             report: None,
             parsed: None,
             root: None,
+            recent_changes: VecDeque::new(),
             live: None,
             live_bodies: Bodies::default(),
             stats: RefreshStats::default(),

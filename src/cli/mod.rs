@@ -174,6 +174,16 @@ pub struct ServeArgs {
     )]
     pub report_file: Option<PathBuf>,
 
+    /// Keep each account's last report digest in this directory, so that a restart compares
+    /// the first report with the one before it (change events) instead of taking a new
+    /// baseline. Off by default: nothing is written.
+    #[arg(
+        long = "storage.path",
+        env = "IAM_CREDENTIALS_EXPORTER_STORAGE_PATH",
+        value_name = "DIR"
+    )]
+    pub storage_path: Option<PathBuf>,
+
     /// Configuration file (YAML): accounts to read through roles, AWS Organizations
     /// discovery, refresh, thresholds, per-user metrics, shard. Without it, the exporter reads
     /// the account of its own credentials. Re-read on SIGHUP and POST /-/reload; a bad file is

@@ -12,6 +12,7 @@
 
 use crate::collect::aws::{self, AwsEnv, AwsSettings, OrganizationLister};
 use crate::collect::file::FileSource;
+use crate::collect::history::History;
 use crate::collect::refresh::{self, Pacing};
 use crate::collect::ReportSource;
 use crate::config::{self, Config, ConfigError, OrgAccount, Settings, Watch};
@@ -43,6 +44,8 @@ pub struct FleetOptions {
     pub aws_settings: AwsSettings,
     /// Where and as whom to call AWS.
     pub connect: aws::Connect,
+    /// `--storage.path`: where each account's last report digest is kept across restarts.
+    pub history: Option<Arc<History>>,
 }
 
 /// Why a reload was not applied.
@@ -279,6 +282,7 @@ impl Fleet {
                     jitter: !matches!(watch, Watch::File { .. }),
                 },
                 self.limit.clone(),
+                self.options.history.clone(),
                 stop.clone(),
             ));
             self.running.insert(key, Running { watch, stop });

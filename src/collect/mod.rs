@@ -9,6 +9,7 @@
 pub mod aws;
 pub mod file;
 pub mod fleet;
+pub mod history;
 pub mod refresh;
 
 use chrono::{DateTime, Utc};

@@ -3,8 +3,12 @@
 //! why. Every round judges as of its own `now`, so verdicts age with the clock; only the parse
 //! is skipped when the report's bytes are unchanged.
 
+use crate::collect::history::History;
 use crate::collect::{FailureReason, Fetched, ReportSource, SourceError};
-use crate::state::{Fingerprint, JudgedReport, Store};
+use crate::state::{AccountState, Fingerprint, JudgedReport, RecentChange, Store, RECENT_CHANGES};
+use chrono::{DateTime, Utc};
+use iam_credential_report::diff::{diff, Change, Digest, Event};
+use strum::EnumCount;
 
 use iam_credential_report::expose;
 use iam_credential_report::judge;
@@ -34,6 +38,7 @@ pub async fn run(
     source: Arc<dyn ReportSource>,
     pacing: Pacing,
     limit: Arc<Semaphore>,
+    history: Option<Arc<History>>,
     shutdown: CancellationToken,
 ) {
     let spread = |d: Duration| -> Duration {
@@ -57,7 +62,7 @@ pub async fn run(
             };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = refresh_once(&store, &key, source.as_ref()) => {}
+                _ = refresh(&store, &key, source.as_ref(), history.as_ref()) => {}
             }
         }
         delay = pacing.interval.saturating_sub(started.elapsed()) + spread(pacing.interval);
@@ -68,15 +73,30 @@ pub async fn run(
 /// judge it as of now (verdicts age with the clock, so an unchanged report is judged again);
 /// publish. An account removed meanwhile is left alone.
 pub async fn refresh_once(store: &Store, key: &str, source: &dyn ReportSource) {
+    refresh(store, key, source, None).await
+}
+
+/// [`refresh_once`], comparing a new report with the previous one: in memory, or, after a
+/// restart, the digest `history` kept (`--storage.path`). Each change event is logged here and
+/// counted in the same update, so log and counter cannot drift.
+pub async fn refresh(
+    store: &Store,
+    key: &str,
+    source: &dyn ReportSource,
+    history: Option<&Arc<History>>,
+) {
     let attempt = store.now();
     let started = Instant::now();
     let fetched = source.fetch().await;
     let retries = source.retries();
     let outcome = match fetched {
-        Ok(f) => judge_fetched(store, key, f).await,
+        Ok(f) => judge_fetched(store, key, f, history.cloned()).await,
         Err(e) => Err(e),
     };
     let duration = started.elapsed().as_secs_f64();
+    if let Ok(judged) = &outcome {
+        log_changes(store, key, &judged.account_id, &judged.comparison);
+    }
     store.update(key, |a| {
         a.last_attempt = Some(attempt);
         a.stats.refreshes += 1;
@@ -87,11 +107,13 @@ pub async fn refresh_once(store: &Store, key: &str, source: &dyn ReportSource) {
                 report,
                 parsed,
                 new_bytes,
+                comparison,
                 live,
                 fingerprint,
                 account_id,
             }) => {
                 a.account_id = Some(account_id);
+                count_changes(a, comparison, attempt);
                 if new_bytes {
                     tracing::info!(
                         account = %a.key,
@@ -157,8 +179,74 @@ pub async fn refresh_once(store: &Store, key: &str, source: &dyn ReportSource) {
     });
 }
 
+/// What comparing a report with the previous one gave.
+enum Comparison {
+    /// The bytes did not change: nothing to compare.
+    Unchanged,
+    /// A new report, and none before it: the baseline changes are counted from.
+    Baseline,
+    /// A new report, and what changed since the previous one.
+    Changed(Vec<Event>),
+}
+
+/// Logs each change event, one line each, or that a baseline was taken.
+fn log_changes(store: &Store, key: &str, account_id: &str, comparison: &Comparison) {
+    match comparison {
+        Comparison::Unchanged => {}
+        Comparison::Baseline => tracing::info!(
+            account = %key,
+            account_id,
+            "Took the first credential report as the baseline; changes are counted from the next one"
+        ),
+        Comparison::Changed(events) => {
+            let name = store.account(key, |a| a.name.clone()).flatten();
+            for e in events {
+                tracing::info!(
+                    account = %key,
+                    account_id,
+                    account_name = name.as_deref(),
+                    user = %e.user,
+                    change = e.change.name(),
+                    key_slot = e.slot.map(u64::from),
+                    before = e.before.as_deref(),
+                    after = e.after.as_deref(),
+                    "Credential change"
+                );
+            }
+        }
+    }
+}
+
+/// Counts change events into the account's counters and recent list. The counters exist
+/// (at 0) from the first judged report on.
+fn count_changes(a: &mut AccountState, comparison: Comparison, at: DateTime<Utc>) {
+    if matches!(comparison, Comparison::Unchanged) && a.stats.changes.is_some() {
+        return;
+    }
+    let counters = a.stats.changes.get_or_insert([0; Change::COUNT]);
+    if let Comparison::Changed(events) = comparison {
+        let skip = events.len().saturating_sub(RECENT_CHANGES);
+        for (i, e) in events.into_iter().enumerate() {
+            counters[e.change.index()] += 1;
+            if i >= skip {
+                a.recent_changes.push_back(RecentChange {
+                    at,
+                    user: e.user,
+                    change: e.change,
+                    slot: e.slot,
+                });
+            }
+        }
+        while a.recent_changes.len() > RECENT_CHANGES {
+            a.recent_changes.pop_front();
+        }
+    }
+}
+
 struct Judged {
     report: JudgedReport,
+    /// What changed since the previous report.
+    comparison: Comparison,
     /// The parsed report, kept so that unchanged bytes are not parsed again.
     parsed: Arc<report::CredentialReport>,
     /// Whether the bytes differ from the last good report's.
@@ -168,17 +256,23 @@ struct Judged {
     account_id: String,
 }
 
-async fn judge_fetched(store: &Store, key: &str, f: Fetched) -> Result<Judged, SourceError> {
+async fn judge_fetched(
+    store: &Store,
+    key: &str,
+    f: Fetched,
+    history: Option<Arc<History>>,
+) -> Result<Judged, SourceError> {
     let fingerprint = (f.generated_at, content_hash(&f.csv));
     let (previous, configured_id, last_good_users) = store
         .account(key, |a| {
             (
-                a.fingerprint.zip(a.parsed.clone()),
+                (a.fingerprint, a.parsed.clone()),
                 a.configured_id.clone(),
                 a.report.as_ref().map(|r| r.users),
             )
         })
         .unwrap_or_default();
+    let key = key.to_owned();
     let settings = store.judge_settings();
     let generated_at = f.generated_at;
     let source_id = f.account_id;
@@ -186,8 +280,9 @@ async fn judge_fetched(store: &Store, key: &str, f: Fetched) -> Result<Judged, S
     let now = store.now();
     // Parsing and judging a large report is CPU work: keep it off the async workers.
     tokio::task::spawn_blocking(move || {
-        let (parsed, new_bytes) = match previous {
-            Some((fp, parsed)) if fp == fingerprint => (parsed, false),
+        let (previous_fingerprint, previous_parsed) = previous;
+        let (parsed, new_bytes) = match &previous_parsed {
+            Some(parsed) if previous_fingerprint == Some(fingerprint) => (parsed.clone(), false),
             _ => {
                 let parsed = report::parse(&f.csv).map_err(|e| {
                     SourceError::new(
@@ -202,6 +297,16 @@ async fn judge_fetched(store: &Store, key: &str, f: Fetched) -> Result<Judged, S
         if let Some(why) = parsed.doubt(last_good_users) {
             return Err(SourceError::new(FailureReason::InvalidReport, why));
         }
+        let comparison = if new_bytes {
+            compare(
+                &key,
+                previous_parsed.as_deref(),
+                &parsed,
+                history.as_deref(),
+            )
+        } else {
+            Comparison::Unchanged
+        };
         let account_id = configured_id
             .or(source_id)
             .or(parsed.account_id.clone())
@@ -227,6 +332,7 @@ async fn judge_fetched(store: &Store, key: &str, f: Fetched) -> Result<Judged, S
             },
             parsed,
             new_bytes,
+            comparison,
             live,
             fingerprint,
             account_id,
@@ -234,6 +340,35 @@ async fn judge_fetched(store: &Store, key: &str, f: Fetched) -> Result<Judged, S
     })
     .await
     .map_err(|e| SourceError::new(FailureReason::Other, format!("judging task failed: {e}")))?
+}
+
+/// Compares a new report with the previous one (in memory, else the digest `history` kept),
+/// and keeps the new one's digest in `history`. A history that cannot be read or written is
+/// logged and worked around: a new baseline, never a failed refresh.
+fn compare(
+    key: &str,
+    previous: Option<&report::CredentialReport>,
+    new: &report::CredentialReport,
+    history: Option<&History>,
+) -> Comparison {
+    let digest = Digest::of(new);
+    let before = match (previous, history) {
+        (Some(p), _) => Some(Digest::of(p)),
+        (None, Some(h)) => h.load(key).unwrap_or_else(|e| {
+            tracing::warn!(account = %key, error = %e, "The stored digest of the last report cannot be read; taking a new baseline");
+            None
+        }),
+        (None, None) => None,
+    };
+    if let Some(h) = history {
+        if let Err(e) = h.save(key, &digest) {
+            tracing::warn!(account = %key, error = %e, "Keeping the report's digest failed; a restart will take a new baseline");
+        }
+    }
+    match before {
+        Some(before) => Comparison::Changed(diff(&before, &digest)),
+        None => Comparison::Baseline,
+    }
 }
 
 fn content_hash(bytes: &[u8]) -> u64 {
@@ -399,5 +534,125 @@ mod tests {
         ] {
             assert!(!text.contains(absent), "{absent}\n{text}");
         }
+    }
+
+    fn counter(store: &Store, change: &str) -> Option<u64> {
+        let series = format!(
+            r#"aws_iam_credential_changes_total{{account_id="111122223333",change="{change}"}} "#
+        );
+        metrics(store)
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .map(|v| v.parse().unwrap())
+    }
+
+    /// The good report with ci's MFA off and a second key for ci, and a new user dana.
+    fn changed_report() -> String {
+        let ci = "ci,arn:aws:iam::111122223333:user/ci,2025-01-01T00:00:00Z,false,N/A,N/A,N/A,false,true,2026-01-01T00:00:00Z,2026-06-01T00:00:00Z,us-east-1,s3,true,2026-07-01T00:00:00Z,N/A,N/A,N/A,false,N/A,false,N/A";
+        let dana = "dana,arn:aws:iam::111122223333:user/dana,2026-07-01T00:00:00Z,true,N/A,2026-07-01T00:00:00Z,N/A,true,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A";
+        good_report()
+            .lines()
+            .map(|l| if l.starts_with("ci,") { ci } else { l })
+            .chain([dana])
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn change_events_are_counted_from_a_baseline() {
+        let (store, source, _) = rig(good_report());
+        assert_eq!(counter(&store, "mfa_disabled"), None);
+        refresh_once(&store, KEY, &source).await;
+        // The baseline: every change present, at 0.
+        for &c in Change::ALL {
+            assert_eq!(counter(&store, c.name()), Some(0), "{}", c.name());
+        }
+        // The same bytes again: still nothing.
+        refresh_once(&store, KEY, &source).await;
+        assert_eq!(counter(&store, "mfa_disabled"), Some(0));
+
+        *source.0.lock().unwrap() = changed_report();
+        refresh_once(&store, KEY, &source).await;
+        assert_eq!(counter(&store, "mfa_disabled"), Some(1));
+        assert_eq!(counter(&store, "access_key_created"), Some(1));
+        assert_eq!(counter(&store, "user_created"), Some(1));
+        assert_eq!(counter(&store, "user_deleted"), Some(0));
+        let recent: Vec<(String, Change, Option<u8>)> = store
+            .account(KEY, |a| {
+                a.recent_changes
+                    .iter()
+                    .map(|c| (c.user.clone(), c.change, c.slot))
+                    .collect()
+            })
+            .unwrap();
+        assert_eq!(
+            recent,
+            [
+                ("ci".to_owned(), Change::MfaDisabled, None),
+                ("ci".to_owned(), Change::AccessKeyCreated, Some(2)),
+                ("dana".to_owned(), Change::UserCreated, None),
+            ]
+        );
+
+        // A refused report is no report: no changes from it, and the next good report is
+        // compared with the last good one.
+        *source.0.lock().unwrap() = format!("{HEADER}\na,b,c\n");
+        refresh_once(&store, KEY, &source).await;
+        *source.0.lock().unwrap() = good_report();
+        refresh_once(&store, KEY, &source).await;
+        assert_eq!(counter(&store, "mfa_enabled"), Some(1));
+        assert_eq!(counter(&store, "access_key_deleted"), Some(1));
+        assert_eq!(counter(&store, "user_deleted"), Some(1));
+    }
+
+    #[tokio::test]
+    async fn the_recent_list_keeps_the_last_twenty() {
+        let (store, source, _) = rig(good_report());
+        refresh_once(&store, KEY, &source).await;
+        let many: String = std::iter::once(good_report())
+            .chain((0..30).map(|i| {
+                format!("u{i:02},arn:aws:iam::111122223333:user/u{i:02},2026-07-01T00:00:00Z,false,N/A,N/A,N/A,true,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n")
+            }))
+            .collect();
+        *source.0.lock().unwrap() = many;
+        refresh_once(&store, KEY, &source).await;
+        assert_eq!(counter(&store, "user_created"), Some(30));
+        let users: Vec<String> = store
+            .account(KEY, |a| {
+                a.recent_changes.iter().map(|c| c.user.clone()).collect()
+            })
+            .unwrap();
+        assert_eq!(users.len(), RECENT_CHANGES);
+        assert_eq!(users.first().map(String::as_str), Some("u10"));
+        assert_eq!(users.last().map(String::as_str), Some("u29"));
+    }
+
+    #[tokio::test]
+    async fn with_storage_a_restart_compares_with_the_report_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = Arc::new(History::open(dir.path()).unwrap());
+        let (store, source, _) = rig(good_report());
+        refresh(&store, KEY, &source, Some(&history)).await;
+        assert!(history.load(KEY).unwrap().is_some());
+
+        // A new process: a new store, the report changed while it was down.
+        let (store, source, _) = rig(changed_report());
+        refresh(&store, KEY, &source, Some(&history)).await;
+        assert_eq!(counter(&store, "mfa_disabled"), Some(1));
+        assert_eq!(counter(&store, "user_created"), Some(1));
+
+        // A corrupt file is a new baseline, not a failure.
+        std::fs::write(history.path(KEY), b"\x00garbage").unwrap();
+        let (store, source, _) = rig(good_report());
+        refresh(&store, KEY, &source, Some(&history)).await;
+        assert_eq!(store.account(KEY, |a| a.stats.last_ok), Some(Some(true)));
+        assert_eq!(counter(&store, "mfa_enabled"), Some(0));
+        // ...and it is replaced by a good one.
+        assert!(history.load(KEY).unwrap().is_some());
+
+        // Without storage nothing is written and a restart is a baseline.
+        let (store, source, _) = rig(changed_report());
+        refresh_once(&store, KEY, &source).await;
+        assert_eq!(counter(&store, "mfa_disabled"), Some(0));
     }
 }

@@ -71,6 +71,30 @@ pub fn render(accounts: &[AccountState], telemetry_path: &str, now: DateTime<Utc
             findings,
         );
     }
+    let mut changes = String::new();
+    for a in accounts.iter().filter(|a| !a.recent_changes.is_empty()) {
+        let _ = writeln!(
+            changes,
+            "<h3>{}</h3>\n<table>\n<tr><th>Seen</th><th>User</th><th>Change</th><th>Key</th></tr>",
+            escape(a.label())
+        );
+        for c in a.recent_changes.iter().rev() {
+            let _ = writeln!(
+                changes,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&ago(Some(c.at), now)),
+                escape(&c.user),
+                c.change.name(),
+                c.slot.map(|s| s.to_string()).unwrap_or_default(),
+            );
+        }
+        changes.push_str("</table>\n");
+    }
+    if changes.is_empty() {
+        changes.push_str(
+            "<p>None since start (the first report of each account is the baseline).</p>\n",
+        );
+    }
     let path = escape(telemetry_path);
     format!(
         r#"<!DOCTYPE html>
@@ -93,9 +117,12 @@ up to 4 hours old. Version {version} ({revision}).</p>
 <table>
 <tr><th>Account</th><th>Name</th><th>Last refresh</th><th>Outcome</th><th>Report generated</th><th>Users</th><th>Findings</th></tr>
 {rows}</table>
-</body>
+<h2>Recent changes</h2>
+<p>The last {recent} changes per account between consecutive credential reports, newest first.</p>
+{changes}</body>
 </html>
 "#,
+        recent = crate::state::RECENT_CHANGES,
         version = crate::VERSION,
         revision = escape(crate::REVISION),
     )
@@ -112,5 +139,31 @@ mod tests {
         assert!(html.contains("&lt;script&gt;"));
         assert!(!html.contains("<script>"));
         assert!(html.contains("pending"));
+        assert!(html.contains("None since start"));
+    }
+
+    #[test]
+    fn recent_changes_are_listed_newest_first_and_escaped() {
+        use crate::state::RecentChange;
+        use iam_credential_report::diff::Change;
+        let now: DateTime<Utc> = "2026-11-30T12:00:00Z".parse().unwrap();
+        let mut a = AccountState::new("k".into(), Some("111122223333".into()), None);
+        for (user, change, slot) in [
+            ("alice", Change::MfaDisabled, None),
+            ("<b>", Change::AccessKeyCreated, Some(2)),
+        ] {
+            a.recent_changes.push_back(RecentChange {
+                at: now,
+                user: user.into(),
+                change,
+                slot,
+            });
+        }
+        let html = render(&[a], "/metrics", now);
+        let newest = html.find("access_key_created").unwrap();
+        let oldest = html.find("mfa_disabled").unwrap();
+        assert!(newest < oldest, "{html}");
+        assert!(html.contains("<td>&lt;b&gt;</td><td>access_key_created</td><td>2</td>"));
+        assert!(html.contains("<h3>111122223333</h3>"));
     }
 }

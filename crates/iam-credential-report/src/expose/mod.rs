@@ -11,12 +11,14 @@
 //! why, and what it escapes.
 
 use crate::account::{FailureReason, LiveFacts};
+use crate::diff::Change;
 use crate::judge::{
     judge_account, key_last_activity, root_credentials_present, Assessment, Check, RootFacts,
 };
 use crate::report::CredentialReport;
 use chrono::{DateTime, Utc};
 use regex::Regex;
+use strum::EnumCount;
 
 mod text;
 
@@ -127,6 +129,8 @@ families! {
         "The password policy's maximum password age in seconds; 0 when passwords never expire."),
     PasswordPolicyRequirement => ("aws_iam_password_policy_requirement", Gauge,
         "1 if the password policy requires the character class."),
+    CredentialChangesTotal => ("aws_iam_credential_changes_total", Counter,
+        "Changes between an account's consecutive credential reports, by change (user_created, mfa_disabled, access_key_created, root_used...); every change is present from the first report, at 0. Each change is also logged as msg=\"Credential change\" naming the user."),
     RefreshSuccess => ("iam_credentials_exporter_refresh_success", Gauge,
         "1 if the account's last refresh succeeded, 0 if it failed (the last good data keeps being served)."),
     LastRefreshSuccess => ("iam_credentials_exporter_last_refresh_success_timestamp_seconds", Gauge,
@@ -555,6 +559,9 @@ pub struct RefreshStats {
     pub live_failures: Vec<((&'static str, FailureReason), u64)>,
     /// AWS calls made again by (API, cause), as the source counts them.
     pub retries: Vec<((&'static str, &'static str), u64)>,
+    /// Change events since start, indexed like [`Change::ALL`]; `None` before the first
+    /// report (the baseline) was judged.
+    pub changes: Option<[u64; Change::COUNT]>,
 }
 
 /// Renders one account's refresh statistics.
@@ -595,6 +602,15 @@ pub fn render_refresh_stats(account_id: &str, s: &RefreshStats) -> Bodies {
             &[acct, ("api", api), ("cause", cause)],
             *n as f64,
         );
+    }
+    if let Some(changes) = &s.changes {
+        for &c in Change::ALL {
+            out.sample(
+                Family::CredentialChangesTotal,
+                &[acct, ("change", c.name())],
+                changes[c.index()] as f64,
+            );
+        }
     }
     out
 }
