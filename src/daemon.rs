@@ -6,6 +6,7 @@ use crate::collect::aws;
 use crate::collect::fleet::{Fleet, FleetOptions, ReloadHandle};
 use crate::collect::history::History;
 use crate::config::{self, Settings};
+use crate::logging::Promslog;
 use crate::serve::web_config::{self, WebState};
 use crate::serve::{self, RefusedReload, Reload, ServerSettings};
 use crate::BoxFuture;
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Sets up logging to standard error in the chosen format.
+/// Sets up logging to standard error in the chosen format (promslog's keys either way).
 pub fn init_logging(log: &LogArgs) {
     let level = match log.level {
         LogLevel::Debug => "debug",
@@ -29,25 +30,16 @@ pub fn init_logging(log: &LogArgs) {
     let filter = tracing_subscriber::EnvFilter::new(format!(
         "warn,iam_credentials_exporter={level},iam_credentials_exporter::aws={level}"
     ));
-    let registry = tracing_subscriber::registry().with(filter);
-    match log.format {
-        LogFormat::Logfmt => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .event_format(tracing_logfmt::EventsFormatter::default())
-                    .fmt_fields(tracing_logfmt::FieldsFormatter::default())
-                    .with_writer(std::io::stderr),
-            )
-            .init(),
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_writer(std::io::stderr),
-            )
-            .init(),
-    }
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .event_format(Promslog {
+                    json: matches!(log.format, LogFormat::Json),
+                })
+                .with_writer(std::io::stderr),
+        )
+        .init();
 }
 
 /// What the fleet starts from: the command line.
@@ -79,21 +71,30 @@ pub fn check_config(cli: &Cli) -> anyhow::Result<String> {
     let Some(path) = &cli.serve.config_file else {
         anyhow::bail!("--config.check needs --config.file");
     };
-    let config = config::load(path)?;
+    let config = config::load(path, chrono::Utc::now().date_naive())?;
     Settings::resolve(&cli.flag_settings(), &cli.explicit, &config)?;
     if let Some(web) = &cli.serve.web_config_file {
         WebState::load(web)?;
     }
-    Ok(format!(
-        "{}: valid ({} listed accounts, organization discovery {})",
+    let now = chrono::Utc::now();
+    let mut summary = format!(
+        "{}: valid ({} listed accounts, organization discovery {}, {} exception(s))",
         path.display(),
         config.accounts.len(),
         if config.organization.is_some() {
             "on"
         } else {
             "off"
-        }
-    ))
+        },
+        config.exceptions.len(),
+    );
+    for e in config.exceptions.iter().filter(|e| !e.active(now)) {
+        summary.push_str(&format!(
+            "\nwarning: exceptions[{}] expired on {}: it no longer mutes its findings; renew it (with a new reason) or remove it",
+            e.id, e.expires
+        ));
+    }
+    Ok(summary)
 }
 
 /// `POST /-/reload` reloads both configuration files, through the fleet's supervisor.

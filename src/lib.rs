@@ -5,20 +5,23 @@
 //! direction dependencies take:
 //!
 //! ```text
-//! daemon ──> cli, config, collect, serve, state
+//! daemon ──> cli, config, collect, logging, serve, state
 //! collect ──> state ──> iam_credential_report (core)
 //! serve ──> state (read-only)
 //! ```
 //!
-//! - [`cli`]: command-line flags, validated into settings; the `check` subcommand.
+//! - [`cli`]: command-line flags, validated into settings; the `check`, `checks` and `diff`
+//!   subcommands.
 //! - [`config`]: the config file, validated; the one table of settings that are both flags
 //!   and keys; which accounts to read. Pure.
 //! - [`collect`]: where reports come from (a file, AWS behind its fence in `collect::aws`),
-//!   the refresh loops and the supervisor of the set of accounts.
+//!   the refresh loops, the supervisor of the set of accounts, and the report digests kept
+//!   across restarts (`collect::history`).
 //! - [`state`]: the store between collection and serving; one publish path.
 //! - [`serve`]: the HTTP server, its routes and landing page, web config, TLS, basic auth.
 //!   It reads what [`state`] published and never reaches into collection: a reload is asked
 //!   through the [`serve::Reload`] trait that [`daemon`] hands in.
+//! - [`logging`]: the log line format (promslog's keys, logfmt or JSON).
 //! - [`daemon`]: wiring only.
 #![forbid(unsafe_code)]
 
@@ -26,6 +29,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod logging;
 pub mod serve;
 pub mod state;
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse_args();
     match &cli.command {
-        Some(Command::Check(args)) => return cli::check::run(args, &cli.thresholds.thresholds()),
+        Some(Command::Check(args)) => return cli::check::run(args, &cli),
         Some(Command::Checks(args)) => return cli::checks::run(args),
         Some(Command::Diff(args)) => return cli::diff::run(args),
         None => {}

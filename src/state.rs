@@ -17,8 +17,9 @@ use chrono::{DateTime, Utc};
 use flate2::write::GzEncoder;
 use iam_credential_report::account::{LiveFacts, SourceError};
 use iam_credential_report::diff::Change;
+use iam_credential_report::exceptions::Exception;
 use iam_credential_report::expose::{self, Bodies, RefreshStats, RenderOptions};
-use iam_credential_report::judge::{RootFacts, Thresholds};
+use iam_credential_report::judge::{AccountCheck, RootFacts, Thresholds};
 use iam_credential_report::report::CredentialReport;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
@@ -39,6 +40,8 @@ pub struct JudgeSettings {
     pub thresholds: Thresholds,
     /// Per-user series and filters.
     pub render: RenderOptions,
+    /// Exceptions, in file order.
+    pub exceptions: Vec<Exception>,
 }
 
 /// What the landing page and logs say about the last judged report of an account.
@@ -56,6 +59,8 @@ pub struct JudgedReport {
     pub skipped_rows: usize,
     /// What the report says of root; `None` when it has no root row.
     pub root: Option<RootFacts>,
+    /// Findings each exception mutes, by its position in the judge settings' list.
+    pub muted: Vec<u64>,
     /// The rendered report series.
     pub bodies: Arc<Bodies>,
 }
@@ -101,6 +106,10 @@ pub struct AccountState {
     pub root: Option<RootFacts>,
     /// The last [`RECENT_CHANGES`] change events, oldest first.
     pub recent_changes: VecDeque<RecentChange>,
+    /// The failing account-level checks an exception mutes, with the exception's position.
+    pub live_muted: Vec<(AccountCheck, usize)>,
+    /// Findings each exception (by id) mutes in this account now.
+    pub exception_matches: Vec<(String, u64)>,
     /// The last live facts and their rendering.
     pub live: Option<LiveFacts>,
     /// Rendered live facts and account info.
@@ -127,6 +136,8 @@ impl AccountState {
             parsed: None,
             root: None,
             recent_changes: VecDeque::new(),
+            live_muted: Vec::new(),
+            exception_matches: Vec::new(),
             live: None,
             live_bodies: Bodies::default(),
             stats: RefreshStats::default(),
@@ -139,6 +150,17 @@ impl AccountState {
     /// The `account_id` label value.
     pub fn label(&self) -> &str {
         self.account_id.as_deref().unwrap_or("unknown")
+    }
+
+    /// Renders the live facts, account info and account-level checks again from the state.
+    pub fn render_live(&mut self) {
+        self.live_bodies = expose::render_live(
+            self.label(),
+            self.name.as_deref(),
+            self.live.as_ref(),
+            self.root.as_ref(),
+            &self.live_muted,
+        );
     }
 }
 
@@ -218,12 +240,7 @@ impl Store {
                 a.configured_id = state.configured_id;
                 if a.name != state.name {
                     a.name = state.name;
-                    a.live_bodies = expose::render_live(
-                        a.label(),
-                        a.name.as_deref(),
-                        a.live.as_ref(),
-                        a.root.as_ref(),
-                    );
+                    a.render_live();
                 }
             }
             None => {
@@ -360,7 +377,23 @@ impl Store {
             .map(|a| expose::render_refresh_stats(a.label(), &a.stats))
             .collect();
         let exporter = self.exporter.lock().expect("exporter series lock").clone();
-        let mut parts: Vec<&Bodies> = vec![&self.build, &exporter];
+        let exceptions = {
+            let settings = self.judge_settings();
+            let matches: Vec<u64> = settings
+                .exceptions
+                .iter()
+                .map(|e| {
+                    accounts
+                        .iter()
+                        .flat_map(|a| &a.exception_matches)
+                        .filter(|(id, _)| *id == e.id)
+                        .map(|(_, n)| n)
+                        .sum()
+                })
+                .collect();
+            expose::render_exceptions(&settings.exceptions, &matches)
+        };
+        let mut parts: Vec<&Bodies> = vec![&self.build, &exporter, &exceptions];
         for (a, s) in accounts.iter().zip(&stats) {
             if let Some(r) = &a.report {
                 parts.push(r.bodies.as_ref());

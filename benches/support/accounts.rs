@@ -34,6 +34,7 @@ pub fn judged_account(i: usize, users: usize, render: &RenderOptions) -> Account
         state.name.as_deref(),
         Some(&live),
         assessment.root.as_ref(),
+        &[],
     );
     state.root = assessment.root;
     state.live = Some(live);
@@ -44,6 +45,7 @@ pub fn judged_account(i: usize, users: usize, render: &RenderOptions) -> Account
         findings: assessment.findings.len(),
         skipped_rows: report.skipped.len(),
         root: assessment.root,
+        muted: Vec::new(),
         bodies: Arc::new(bodies),
     });
     // Kept as the refresh loop keeps it, to judge the unchanged report again.
@@ -64,6 +66,7 @@ pub fn store(accounts: usize, users: usize, per_user: bool) -> Arc<Store> {
         JudgeSettings {
             thresholds: Thresholds::default(),
             render,
+            exceptions: Vec::new(),
         },
         states,
     )

@@ -5,8 +5,10 @@
 //! so it exits 2 unless `--allow-skipped-rows`; a report of which no row could be read exits 2
 //! whatever the flags; a report without a root row says root was not judged.
 
-use crate::cli::{CheckArgs, OutputFormat};
+use crate::cli::{CheckArgs, Cli, OutputFormat};
+use crate::config::{self, Settings};
 use chrono::{DateTime, Utc};
+use iam_credential_report::exceptions::{Account, Exception};
 use iam_credential_report::judge::{judge, Assessment, Check, Finding, Thresholds};
 use iam_credential_report::report::{self, CredentialReport, SkipReason, Stamp};
 use serde::Serialize;
@@ -54,6 +56,28 @@ pub struct Verdict {
     pub failures: Vec<CheckCount>,
     /// The findings.
     pub findings: Vec<FindingRecord>,
+    /// Findings an exception (from `--config.file`) mutes: listed apart, not counted for the
+    /// exit code.
+    pub muted: Vec<MutedRecord>,
+}
+
+/// A muted finding.
+#[derive(Debug, Clone, Serialize)]
+pub struct MutedRecord {
+    /// The check's name.
+    pub check: &'static str,
+    /// The user.
+    pub user: String,
+    /// The key slot, for key checks.
+    pub key: Option<u8>,
+    /// The exception's id.
+    pub exception: String,
+    /// Why it is accepted.
+    pub reason: String,
+    /// Who answers for it.
+    pub owner: String,
+    /// Its last day.
+    pub expires: chrono::NaiveDate,
 }
 
 /// A skipped row.
@@ -150,9 +174,31 @@ pub fn describe(f: &Finding, report: &CredentialReport, now: DateTime<Utc>) -> S
     }
 }
 
-/// Builds the verdict for a parsed report.
-pub fn verdict(report: &CredentialReport, assessment: &Assessment, now: DateTime<Utc>) -> Verdict {
+/// Builds the verdict for a parsed report; `exceptions` are the list the assessment was muted
+/// with.
+pub fn verdict(
+    report: &CredentialReport,
+    assessment: &Assessment,
+    exceptions: &[Exception],
+    now: DateTime<Utc>,
+) -> Verdict {
     Verdict {
+        muted: assessment
+            .muted
+            .iter()
+            .map(|m| {
+                let e = &exceptions[m.exception];
+                MutedRecord {
+                    check: m.finding.check.name(),
+                    user: report.rows[m.finding.row].user.clone(),
+                    key: m.finding.key,
+                    exception: e.id.clone(),
+                    reason: e.reason.clone(),
+                    owner: e.owner.clone(),
+                    expires: e.expires,
+                }
+            })
+            .collect(),
         account_id: report.account_id.clone(),
         evaluated_at: now,
         users: report.users().count(),
@@ -282,6 +328,19 @@ pub fn table(v: &Verdict) -> String {
         v.account_id.as_deref().unwrap_or("unknown"),
         v.rows_skipped,
     ));
+    if !v.muted.is_empty() {
+        out.push_str(&format!(
+            "{} finding(s) muted by exceptions, not counted:\n",
+            v.muted.len()
+        ));
+        for m in &v.muted {
+            let key = m.key.map(|k| format!(" key {k}")).unwrap_or_default();
+            out.push_str(&format!(
+                "  {} {}{}: {} (owner {}, until {}): {}\n",
+                m.check, m.user, key, m.exception, m.owner, m.expires, m.reason
+            ));
+        }
+    }
     if !v.root_in_report {
         let root_checks: Vec<&str> = Check::ALL
             .iter()
@@ -320,9 +379,40 @@ pub fn csv(v: &Verdict) -> String {
         .expect("CSV of UTF-8 is UTF-8")
 }
 
+/// The thresholds (flags, or `--config.file`'s where no flag was given) and exceptions to
+/// judge with. The config file is validated as of `now`'s day (`--at`).
+fn judging(
+    args: &CheckArgs,
+    cli: &Cli,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(Thresholds, Vec<Exception>)> {
+    let Some(path) = &args.config_file else {
+        return Ok((cli.thresholds.thresholds(), Vec::new()));
+    };
+    let config = config::load(path, now.date_naive())?;
+    let (settings, _) = Settings::resolve(&cli.flag_settings(), &cli.explicit, &config)?;
+    for e in config.exceptions.iter().filter(|e| !e.active(now)) {
+        eprintln!(
+            "warning: {}: exceptions[{}] expired on {}: it no longer mutes its findings",
+            path.display(),
+            e.id,
+            e.expires
+        );
+    }
+    Ok((settings.thresholds, config.exceptions))
+}
+
 /// Runs `check`: 0 when clean, 1 when a check fails, 2 when the report cannot be read or the
 /// verdict is incomplete (rows skipped, unless `--allow-skipped-rows`; no row read at all).
-pub fn run(args: &CheckArgs, thresholds: &Thresholds) -> ExitCode {
+pub fn run(args: &CheckArgs, cli: &Cli) -> ExitCode {
+    let now = args.at.unwrap_or_else(Utc::now);
+    let (thresholds, exceptions) = match judging(args, cli, now) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let input = if args.file == "-" {
         let mut buf = Vec::new();
         std::io::stdin().read_to_end(&mut buf).map(|_| buf)
@@ -351,9 +441,13 @@ pub fn run(args: &CheckArgs, thresholds: &Thresholds) -> ExitCode {
     drop(bytes);
     let mut stderr = std::io::stderr().lock();
     let _ = stderr.write_all(skip_warnings(&report, name).as_bytes());
-    let now = args.at.unwrap_or_else(Utc::now);
-    let assessment = judge(&report, now, thresholds);
-    let v = verdict(&report, &assessment, now);
+    let mut assessment = judge(&report, now, &thresholds);
+    let account = Account {
+        id: report.account_id.as_deref().unwrap_or(""),
+        name: None,
+    };
+    assessment.mute(&report, &exceptions, &account, now);
+    let v = verdict(&report, &assessment, &exceptions, now);
     let text = match args.output {
         OutputFormat::Table => table(&v),
         OutputFormat::Json => {
@@ -361,12 +455,7 @@ pub fn run(args: &CheckArgs, thresholds: &Thresholds) -> ExitCode {
         }
         OutputFormat::Csv => csv(&v),
     };
-    let mut stdout = std::io::stdout().lock();
-    if stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-        .is_err()
-    {
+    if !crate::cli::print(&text) {
         return ExitCode::from(2);
     }
     if let Some(why) = report.doubt(None) {

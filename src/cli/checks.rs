@@ -3,7 +3,6 @@
 
 use crate::cli::{CatalogueFormat, ChecksArgs};
 use iam_credential_report::catalogue::{Entry, CATALOGUE};
-use std::io::Write;
 use std::process::ExitCode;
 
 /// The catalogue as an aligned table: one block per check, so that long remediations stay
@@ -56,13 +55,10 @@ pub fn run(args: &ChecksArgs) -> ExitCode {
         }
         CatalogueFormat::Markdown => iam_credential_report::catalogue::markdown_table(),
     };
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(_) => ExitCode::from(2),
+    if crate::cli::print(&text) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     }
 }
 

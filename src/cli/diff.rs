@@ -142,12 +142,7 @@ pub fn run(args: &DiffArgs) -> ExitCode {
         }
         OutputFormat::Csv => csv(&events),
     };
-    let mut stdout = std::io::stdout().lock();
-    if stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-        .is_err()
-    {
+    if !crate::cli::print(&text) {
         return ExitCode::from(2);
     }
     if events.is_empty() {

@@ -8,7 +8,7 @@ pub mod checks;
 pub mod diff;
 
 use crate::config::duration::{self, DurationError};
-use crate::config::{Settings, Shard, SETTINGS};
+use crate::config::{Settings, Shard, UserTagKeyError, UserTagKeys, SETTINGS};
 use clap::builder::TypedValueParser;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -120,6 +120,7 @@ impl Cli {
                 index: self.serve.shard_index,
                 count: self.serve.shard_count,
             },
+            user_tags: self.serve.aws_user_tags.clone().unwrap_or_default(),
         }
     }
 }
@@ -165,12 +166,12 @@ pub struct ServeArgs {
     pub telemetry_path: String,
 
     /// Serve the credential report in this CSV file instead of calling AWS (re-read every
-    /// refresh interval).
+    /// refresh interval). With --config.file, the file then supplies thresholds, metric
+    /// options and exceptions, and must name no accounts or organization.
     #[arg(
         long = "report.file",
         env = "IAM_CREDENTIALS_EXPORTER_REPORT_FILE",
-        value_name = "PATH",
-        conflicts_with = "config_file"
+        value_name = "PATH"
     )]
     pub report_file: Option<PathBuf>,
 
@@ -286,6 +287,19 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..=20)
     )]
     pub aws_max_attempts: u32,
+
+    /// IAM user tag keys to read, comma-separated (e.g. owner,team): each user's value
+    /// labels aws_iam_user_info{user,path,tag_owner,tag_team} (empty when the user lacks the
+    /// tag), for alerts to carry owners. Read with GetAccountAuthorizationDetails at most
+    /// hourly (iam:GetAccountAuthorizationDetails, needed only then). Empty (the default):
+    /// no tags, no call. Config file: aws.user_tags.
+    #[arg(
+        long = "aws.user-tags",
+        env = "IAM_CREDENTIALS_EXPORTER_AWS_USER_TAGS",
+        value_name = "KEYS",
+        value_parser = user_tag_keys
+    )]
+    pub aws_user_tags: Option<UserTagKeys>,
 
     /// Export per-user series (they let alerts name the user, at a cost in cardinality).
     #[arg(
@@ -484,6 +498,11 @@ pub struct CheckArgs {
     /// instead of 2 (the skipped users are not judged either way).
     #[arg(long = "allow-skipped-rows")]
     pub allow_skipped_rows: bool,
+
+    /// The exporter's config file: its thresholds and exceptions apply (flags given
+    /// explicitly still win); its accounts and organization are ignored.
+    #[arg(long = "config.file", value_name = "PATH")]
+    pub config_file: Option<PathBuf>,
 }
 
 /// Flags of `diff`.
@@ -526,6 +545,10 @@ pub struct ChecksArgs {
     pub output: CatalogueFormat,
 }
 
+fn user_tag_keys(s: &str) -> Result<UserTagKeys, UserTagKeyError> {
+    UserTagKeys::parse_flag(s)
+}
+
 fn positive_duration(s: &str) -> Result<Duration, DurationError> {
     duration::parse_positive(s)
 }
@@ -549,6 +572,17 @@ pub struct TimeError(#[from] chrono::ParseError);
 
 fn rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, TimeError> {
     Ok(chrono::DateTime::parse_from_rfc3339(s)?.with_timezone(&chrono::Utc))
+}
+
+/// Writes a subcommand's output to standard output; `false` when it could not (a closed
+/// pipe), which the subcommands answer with exit code 2.
+pub(crate) fn print(text: &str) -> bool {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+        .is_ok()
 }
 
 /// Turns `--web.listen-address` into something to bind: `:PORT` means every interface.
@@ -610,6 +644,8 @@ mod tests {
             vec!["x", "--web.config.reload-interval", "often"],
             vec!["x", "--refresh.concurrency", "0"],
             vec!["x", "--shard.count", "0"],
+            vec!["x", "--aws.user-tags", "owner,team!"],
+            vec!["x", "--aws.user-tags", "owner,Owner"],
         ] {
             let err = Cli::try_parse_from(&args).unwrap_err().to_string();
             assert!(err.contains(args[1]), "{args:?}: {err}");
@@ -635,8 +671,26 @@ mod tests {
     }
 
     #[test]
-    fn the_config_file_excludes_the_report_file() {
-        assert!(Cli::try_parse_args(["x", "--config.file=c.yml", "--report.file=r.csv"]).is_err());
+    fn user_tags_are_a_setting_of_the_config_file_too() {
+        let cli = Cli::try_parse_args(["x"]).unwrap();
+        assert!(cli.flag_settings().user_tags.is_empty());
+        let cli = Cli::try_parse_args(["x", "--aws.user-tags=owner, team"]).unwrap();
+        assert_eq!(cli.flag_settings().user_tags.keys(), ["owner", "team"]);
+        assert!(cli.explicit.contains("aws.user_tags"));
+        // Given empty, it still wins over the file: no tags.
+        let cli = Cli::try_parse_args(["x", "--aws.user-tags="]).unwrap();
+        assert!(cli.flag_settings().user_tags.is_empty());
+        assert!(cli.explicit.contains("aws.user_tags"));
+        let err = Cli::try_parse_args(["x", "--aws.user-tags=cost-center,cost_center"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("both make the label tag_cost_center"), "{err}");
+    }
+
+    #[test]
+    fn flags_that_cannot_go_together() {
+        // A config file supplies thresholds and exceptions to a report file.
+        assert!(Cli::try_parse_args(["x", "--config.file=c.yml", "--report.file=r.csv"]).is_ok());
         assert!(Cli::try_parse_args(["x", "--config.check"]).is_err());
         assert!(Cli::try_parse_args(["x", "--shard.count=0"]).is_err());
     }

@@ -109,10 +109,26 @@ pub struct Fleet {
     /// Lists the organization; kept, so that its retries add up across listings.
     lister: Option<OrganizationLister>,
     stats: ExporterStats,
+    /// Which users' tags the AWS sources read; replaced on reload.
+    user_tags: aws::UserTagsHandle,
 }
 
-fn judge_settings(settings: &Settings, render: &RenderOptions) -> JudgeSettings {
+/// What the AWS sources read of the users' tags: the keys, with per-user series as the store
+/// renders them (the flags' filters, the settings' switch).
+fn user_tags(settings: &Settings, render: &RenderOptions) -> aws::UserTags {
+    aws::UserTags {
+        keys: settings.user_tags.keys().to_vec(),
+        users: RenderOptions {
+            per_user: settings.per_user_metrics,
+            ..render.clone()
+        },
+        ..aws::UserTags::default()
+    }
+}
+
+fn judge_settings(settings: &Settings, render: &RenderOptions, config: &Config) -> JudgeSettings {
     JudgeSettings {
+        exceptions: config.exceptions.clone(),
         thresholds: settings.thresholds,
         render: RenderOptions {
             per_user: settings.per_user_metrics,
@@ -121,8 +137,33 @@ fn judge_settings(settings: &Settings, render: &RenderOptions) -> JudgeSettings 
     }
 }
 
+/// Logs each exception that has expired: it no longer mutes, and should be renewed (with a
+/// new reason) or removed.
+fn warn_expired(config: &Config) {
+    let now = Utc::now();
+    for e in config.exceptions.iter().filter(|e| !e.active(now)) {
+        tracing::warn!(
+            exception = %e.id,
+            owner = %e.owner,
+            expired = %e.expires,
+            "Exception expired: it no longer mutes its findings; renew it or remove it from the config file"
+        );
+    }
+}
+
 /// Combines the flags with the config file and checks the result.
 fn resolve(options: &FleetOptions, config: &Config) -> Result<Settings, ConfigError> {
+    if let (Some(report), Some(path)) = (&options.report_file, &options.config_file) {
+        if !config.accounts.is_empty() || config.organization.is_some() {
+            return Err(ConfigError::Invalid {
+                path: path.clone(),
+                error: config::InvalidConfig::new(format!(
+                    "with --report.file ({}) the config file supplies thresholds, metric options and exceptions only: remove accounts and organization, or --report.file",
+                    report.display()
+                )),
+            });
+        }
+    }
     let (settings, overridden) = Settings::resolve(&options.flags, &options.explicit, config)?;
     if !overridden.is_empty() {
         tracing::info!(
@@ -138,11 +179,15 @@ impl Fleet {
     /// starting anything.
     pub fn new(options: FleetOptions, shutdown: CancellationToken) -> Result<Fleet, ConfigError> {
         let config = match &options.config_file {
-            Some(path) => config::load(path)?,
+            Some(path) => config::load(path, Utc::now().date_naive())?,
             None => Config::default(),
         };
         let settings = resolve(&options, &config)?;
-        let store = Store::new(judge_settings(&settings, &options.render), Vec::new());
+        warn_expired(&config);
+        let store = Store::new(
+            judge_settings(&settings, &options.render, &config),
+            Vec::new(),
+        );
         let stats = ExporterStats {
             config_reload: options
                 .config_file
@@ -152,6 +197,7 @@ impl Fleet {
             ..ExporterStats::default()
         };
         Ok(Fleet {
+            user_tags: aws::UserTagsHandle::new(user_tags(&settings, &options.render)),
             store,
             limit: Arc::new(Semaphore::new(settings.refresh_concurrency)),
             options,
@@ -211,7 +257,10 @@ impl Fleet {
             Watch::File { path } => Arc::new(FileSource::new(path)),
             Watch::Own { .. } => {
                 let env = self.aws().await;
-                Arc::new(aws::AwsSource::new(&env, self.options.aws_settings))
+                Arc::new(
+                    aws::AwsSource::new(&env, self.options.aws_settings)
+                        .with_user_tags(self.user_tags.clone()),
+                )
             }
             Watch::Role { role, .. } => {
                 let env = self
@@ -223,7 +272,10 @@ impl Fleet {
                         session_name: role.session_name.clone(),
                     })
                     .await;
-                Arc::new(aws::AwsSource::new(&env, self.options.aws_settings))
+                Arc::new(
+                    aws::AwsSource::new(&env, self.options.aws_settings)
+                        .with_user_tags(self.user_tags.clone()),
+                )
             }
         }
     }
@@ -351,7 +403,8 @@ impl Fleet {
             return Ok(false);
         };
         let last_ok = self.stats.config_reload.and_then(|(_, t)| t);
-        let loaded = config::load(&path).and_then(|c| resolve(&self.options, &c).map(|s| (c, s)));
+        let loaded = config::load(&path, Utc::now().date_naive())
+            .and_then(|c| resolve(&self.options, &c).map(|s| (c, s)));
         let (config, settings) = match loaded {
             Ok(v) => v,
             Err(e) => {
@@ -361,12 +414,22 @@ impl Fleet {
                 return Err(e);
             }
         };
+        warn_expired(&config);
         let judge_changed = settings.thresholds != self.settings.thresholds
-            || settings.per_user_metrics != self.settings.per_user_metrics;
+            || settings.per_user_metrics != self.settings.per_user_metrics
+            || config.exceptions != self.config.exceptions;
         if judge_changed {
             self.store
-                .set_judge_settings(judge_settings(&settings, &self.options.render));
+                .set_judge_settings(judge_settings(&settings, &self.options.render, &config));
+            // Served verdicts follow the new settings now, not at each account's next refresh.
+            let store = self.store.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || refresh::rejudge(&store)).await {
+                tracing::error!(error = %e, "Judging the last reports with the reloaded settings failed; each account's next refresh will");
+            }
         }
+        // Sources read the users' tags as the handle says from their next round.
+        self.user_tags
+            .set(user_tags(&settings, &self.options.render));
         let pacing_changed = settings.refresh_interval != self.settings.refresh_interval
             || settings.refresh_concurrency != self.settings.refresh_concurrency;
         if pacing_changed {

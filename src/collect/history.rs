@@ -5,9 +5,11 @@
 //! so that a crash leaves the old file or the new one, never half of either. A file that
 //! cannot be read or parsed is logged and taken as no history (a new baseline): never fatal.
 
-use iam_credential_report::diff::Digest;
+use iam_credential_report::diff::{Change, Digest};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use strum::EnumCount;
 
 /// The file format's version; a file of another version is taken as no history.
 const VERSION: u32 = 1;
@@ -25,6 +27,19 @@ struct Saved {
     /// The account's key, to tell a file meant for another account.
     key: String,
     digest: Digest,
+    /// The change counters' totals by change name (a name this build does not know is
+    /// dropped, one it misses starts at 0).
+    #[serde(default)]
+    changes: BTreeMap<String, u64>,
+}
+
+/// What is kept of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The last report's digest.
+    pub digest: Digest,
+    /// `aws_iam_credential_changes_total` per change, indexed like [`Change::ALL`].
+    pub changes: [u64; Change::COUNT],
 }
 
 /// A history file that could not be read or written.
@@ -48,6 +63,9 @@ impl History {
     /// Keeps digests in `dir`, creating it when missing.
     pub fn open(dir: impl Into<PathBuf>) -> Result<History, HistoryError> {
         let dir = dir.into();
+        if dir.exists() && !dir.is_dir() {
+            return Err(HistoryError::new(&dir, "is not a directory"));
+        }
         std::fs::create_dir_all(&dir).map_err(|e| HistoryError::new(&dir, e))?;
         Ok(History { dir })
     }
@@ -73,8 +91,8 @@ impl History {
         self.dir.join(format!("{safe}-{hash:016x}.json"))
     }
 
-    /// The account's last digest; `Ok(None)` when there is none yet.
-    pub fn load(&self, key: &str) -> Result<Option<Digest>, HistoryError> {
+    /// The account's last digest and counters; `Ok(None)` when there is none yet.
+    pub fn load(&self, key: &str) -> Result<Option<Stored>, HistoryError> {
         let path = self.path(key);
         let text = match std::fs::read(&path) {
             Ok(t) => t,
@@ -98,16 +116,32 @@ impl History {
                 format!("holds account {:?}, not {key:?}", saved.key),
             ));
         }
-        Ok(Some(saved.digest))
+        let mut changes = [0; Change::COUNT];
+        for &c in Change::ALL {
+            changes[c.index()] = saved.changes.get(c.name()).copied().unwrap_or(0);
+        }
+        Ok(Some(Stored {
+            digest: saved.digest,
+            changes,
+        }))
     }
 
-    /// Replaces the account's digest.
-    pub fn save(&self, key: &str, digest: &Digest) -> Result<(), HistoryError> {
+    /// Replaces the account's digest and counters.
+    pub fn save(
+        &self,
+        key: &str,
+        digest: &Digest,
+        changes: &[u64; Change::COUNT],
+    ) -> Result<(), HistoryError> {
         let path = self.path(key);
         let saved = Saved {
             version: VERSION,
             key: key.to_owned(),
             digest: digest.clone(),
+            changes: Change::ALL
+                .iter()
+                .map(|c| (c.name().to_owned(), changes[c.index()]))
+                .collect(),
         };
         let text = serde_json::to_vec(&saved).map_err(|e| HistoryError::new(&path, e))?;
         let tmp = path.with_extension("json.tmp");
@@ -124,6 +158,7 @@ mod tests {
 
     fn digest() -> Digest {
         Digest {
+            account_id: Some("1".into()),
             users: vec![UserDigest {
                 user: "alice".into(),
                 arn: "arn:aws:iam::1:user/alice".into(),
@@ -142,8 +177,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = History::open(dir.path().join("state")).unwrap();
         assert!(h.load("111122223333").unwrap().is_none());
-        h.save("111122223333", &digest()).unwrap();
-        assert_eq!(h.load("111122223333").unwrap(), Some(digest()));
+        let mut counts = [0; Change::COUNT];
+        counts[Change::MfaDisabled.index()] = 3;
+        h.save("111122223333", &digest(), &counts).unwrap();
+        let stored = h.load("111122223333").unwrap().unwrap();
+        assert_eq!(stored.digest, digest());
+        assert_eq!(stored.changes, counts);
         assert!(h.load("/tmp/report.csv").unwrap().is_none());
         assert_ne!(h.path("a/b"), h.path("a_b"));
         assert!(!dir
@@ -159,12 +198,12 @@ mod tests {
         let h = History::open(dir.path()).unwrap();
         std::fs::write(h.path("k"), b"{ not json").unwrap();
         assert!(h.load("k").is_err());
-        h.save("other", &digest()).unwrap();
+        h.save("other", &digest(), &[0; Change::COUNT]).unwrap();
         std::fs::copy(h.path("other"), h.path("k")).unwrap();
         let e = h.load("k").unwrap_err().to_string();
         assert!(e.contains("holds account \"other\""), "{e}");
         // Saving over a corrupt file replaces it.
-        h.save("k", &digest()).unwrap();
-        assert_eq!(h.load("k").unwrap(), Some(digest()));
+        h.save("k", &digest(), &[0; Change::COUNT]).unwrap();
+        assert_eq!(h.load("k").unwrap().unwrap().digest, digest());
     }
 }

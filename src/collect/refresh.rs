@@ -5,9 +5,12 @@
 
 use crate::collect::history::History;
 use crate::collect::{FailureReason, Fetched, ReportSource, SourceError};
-use crate::state::{AccountState, Fingerprint, JudgedReport, RecentChange, Store, RECENT_CHANGES};
+use crate::state::{
+    AccountState, Fingerprint, JudgeSettings, JudgedReport, RecentChange, Store, RECENT_CHANGES,
+};
 use chrono::{DateTime, Utc};
 use iam_credential_report::diff::{diff, Change, Digest, Event};
+use iam_credential_report::exceptions::Account as ExceptionAccount;
 use strum::EnumCount;
 
 use iam_credential_report::expose;
@@ -87,16 +90,18 @@ pub async fn refresh(
 ) {
     let attempt = store.now();
     let started = Instant::now();
+    // One read of the settings for the whole refresh: a reload meanwhile applies from the next.
+    let settings = store.judge_settings();
     let fetched = source.fetch().await;
     let retries = source.retries();
     let outcome = match fetched {
-        Ok(f) => judge_fetched(store, key, f, history.cloned()).await,
+        Ok(f) => judge_fetched(store, key, f, settings.clone(), history.cloned()).await,
         Err(e) => Err(e),
     };
-    let duration = started.elapsed().as_secs_f64();
     if let Ok(judged) = &outcome {
         log_changes(store, key, &judged.account_id, &judged.comparison);
     }
+    let duration = started.elapsed().as_secs_f64();
     store.update(key, |a| {
         a.last_attempt = Some(attempt);
         a.stats.refreshes += 1;
@@ -122,7 +127,10 @@ pub async fn refresh(
                         findings = report.findings,
                         skipped_rows = report.skipped_rows,
                         root_in_report = report.root.is_some(),
-                        generated_at = ?report.generated_at,
+                        generated_at = report
+                            .generated_at
+                            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                            .as_deref(),
                         duration_seconds = duration,
                         "Judged a new credential report"
                     );
@@ -153,12 +161,7 @@ pub async fn refresh(
                     }
                     a.live = Some(live);
                 }
-                a.live_bodies = expose::render_live(
-                    a.label(),
-                    a.name.as_deref(),
-                    a.live.as_ref(),
-                    a.root.as_ref(),
-                );
+                judge_live(a, &settings, attempt);
                 a.stats.last_ok = Some(true);
                 a.stats.last_success = Some(store.now());
                 a.last_error = None;
@@ -183,22 +186,23 @@ pub async fn refresh(
 enum Comparison {
     /// The bytes did not change: nothing to compare.
     Unchanged,
-    /// A new report, and none before it: the baseline changes are counted from.
-    Baseline,
-    /// A new report, and what changed since the previous one.
-    Changed(Vec<Event>),
+    /// A new report, and none before it: the baseline changes are counted from. The
+    /// counters' totals (0, or as kept by `--storage.path`).
+    Baseline([u64; Change::COUNT]),
+    /// A new report, what changed since the previous one, and the counters' new totals.
+    Changed(Vec<Event>, [u64; Change::COUNT]),
 }
 
 /// Logs each change event, one line each, or that a baseline was taken.
 fn log_changes(store: &Store, key: &str, account_id: &str, comparison: &Comparison) {
     match comparison {
         Comparison::Unchanged => {}
-        Comparison::Baseline => tracing::info!(
+        Comparison::Baseline(_) => tracing::info!(
             account = %key,
             account_id,
             "Took the first credential report as the baseline; changes are counted from the next one"
         ),
-        Comparison::Changed(events) => {
+        Comparison::Changed(events, _) => {
             let name = store.account(key, |a| a.name.clone()).flatten();
             for e in events {
                 tracing::info!(
@@ -217,17 +221,26 @@ fn log_changes(store: &Store, key: &str, account_id: &str, comparison: &Comparis
     }
 }
 
-/// Counts change events into the account's counters and recent list. The counters exist
-/// (at 0) from the first judged report on.
+/// Sets the account's change counters and adds the events to its recent list. The counters
+/// exist from the first judged report on.
 fn count_changes(a: &mut AccountState, comparison: Comparison, at: DateTime<Utc>) {
-    if matches!(comparison, Comparison::Unchanged) && a.stats.changes.is_some() {
-        return;
+    match comparison {
+        Comparison::Unchanged => {
+            a.stats.changes.get_or_insert([0; Change::COUNT]);
+        }
+        Comparison::Baseline(totals) => a.stats.changes = Some(totals),
+        Comparison::Changed(events, totals) => {
+            a.stats.changes = Some(totals);
+            add_recent(a, events, at);
+        }
     }
-    let counters = a.stats.changes.get_or_insert([0; Change::COUNT]);
-    if let Comparison::Changed(events) = comparison {
+}
+
+/// Adds events to the account's recent list, keeping the last [`RECENT_CHANGES`].
+fn add_recent(a: &mut AccountState, events: Vec<Event>, at: DateTime<Utc>) {
+    {
         let skip = events.len().saturating_sub(RECENT_CHANGES);
         for (i, e) in events.into_iter().enumerate() {
-            counters[e.change.index()] += 1;
             if i >= skip {
                 a.recent_changes.push_back(RecentChange {
                     at,
@@ -260,20 +273,22 @@ async fn judge_fetched(
     store: &Store,
     key: &str,
     f: Fetched,
+    settings: Arc<JudgeSettings>,
     history: Option<Arc<History>>,
 ) -> Result<Judged, SourceError> {
     let fingerprint = (f.generated_at, content_hash(&f.csv));
-    let (previous, configured_id, last_good_users) = store
+    let (previous, configured_id, last_good_users, name, counters) = store
         .account(key, |a| {
             (
                 (a.fingerprint, a.parsed.clone()),
                 a.configured_id.clone(),
                 a.report.as_ref().map(|r| r.users),
+                a.name.clone(),
+                a.stats.changes,
             )
         })
         .unwrap_or_default();
     let key = key.to_owned();
-    let settings = store.judge_settings();
     let generated_at = f.generated_at;
     let source_id = f.account_id;
     let live = f.live;
@@ -301,6 +316,7 @@ async fn judge_fetched(
             compare(
                 &key,
                 previous_parsed.as_deref(),
+                counters,
                 &parsed,
                 history.as_deref(),
             )
@@ -311,25 +327,16 @@ async fn judge_fetched(
             .or(source_id)
             .or(parsed.account_id.clone())
             .unwrap_or_else(|| "unknown".to_owned());
-        let assessment = judge::judge(&parsed, now, &settings.thresholds);
-        let bodies = expose::render_report(
-            &account_id,
+        let report = judge_parsed(
             &parsed,
-            &assessment,
+            &settings,
+            &account_id,
+            name.as_deref(),
             generated_at,
             now,
-            &settings.render,
         );
         Ok(Judged {
-            report: JudgedReport {
-                generated_at,
-                evaluated_at: now,
-                users: parsed.users().count(),
-                findings: assessment.findings.len(),
-                skipped_rows: parsed.skipped.len(),
-                root: assessment.root,
-                bodies: Arc::new(bodies),
-            },
+            report,
             parsed,
             new_bytes,
             comparison,
@@ -342,32 +349,164 @@ async fn judge_fetched(
     .map_err(|e| SourceError::new(FailureReason::Other, format!("judging task failed: {e}")))?
 }
 
+/// Judges a parsed report as of `now` with `settings` (thresholds, exceptions) and renders
+/// it: what every refresh does, and what a reload does at once to every account's last
+/// report.
+fn judge_parsed(
+    parsed: &report::CredentialReport,
+    settings: &JudgeSettings,
+    account_id: &str,
+    name: Option<&str>,
+    generated_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> JudgedReport {
+    let mut assessment = judge::judge(parsed, now, &settings.thresholds);
+    let account = ExceptionAccount {
+        id: account_id,
+        name,
+    };
+    assessment.mute(parsed, &settings.exceptions, &account, now);
+    let mut muted = vec![0u64; settings.exceptions.len()];
+    for m in &assessment.muted {
+        muted[m.exception] += 1;
+    }
+    let bodies = expose::render_report(
+        account_id,
+        parsed,
+        &assessment,
+        generated_at,
+        now,
+        &settings.render,
+    );
+    JudgedReport {
+        generated_at,
+        evaluated_at: now,
+        users: parsed.users().count(),
+        findings: assessment.findings.len(),
+        skipped_rows: parsed.skipped.len(),
+        root: assessment.root,
+        muted,
+        bodies: Arc::new(bodies),
+    }
+}
+
+/// Judges the account-level checks from the last live facts with `settings`' exceptions,
+/// counts what each exception mutes in the account (report and live), and renders the live
+/// series again.
+fn judge_live(a: &mut AccountState, settings: &JudgeSettings, now: DateTime<Utc>) {
+    let account = ExceptionAccount {
+        id: a.account_id.as_deref().unwrap_or("unknown"),
+        name: a.name.as_deref(),
+    };
+    a.live_muted = a.live.as_ref().map_or_else(Vec::new, |live| {
+        judge::muted_account_checks(
+            &judge::judge_account(live, a.root.as_ref()),
+            &settings.exceptions,
+            &account,
+            now,
+        )
+    });
+    let report_muted = a.report.as_ref().map_or(&[][..], |r| &r.muted[..]);
+    a.exception_matches = settings
+        .exceptions
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let live = a.live_muted.iter().filter(|(_, j)| *j == i).count() as u64;
+            (
+                e.id.clone(),
+                report_muted.get(i).copied().unwrap_or(0) + live,
+            )
+        })
+        .collect();
+    a.render_live();
+}
+
+/// Judges every account's last good report again, at once, with the store's current judge
+/// settings: after a reload changed thresholds, per-user settings or exceptions, the served
+/// verdicts follow without waiting for each account's next refresh. An account refreshed
+/// meanwhile keeps its newer verdict.
+pub fn rejudge(store: &Store) {
+    let settings = store.judge_settings();
+    let now = store.now();
+    for a in store.accounts() {
+        let (Some(parsed), Some(report)) = (&a.parsed, &a.report) else {
+            continue;
+        };
+        let judged = judge_parsed(
+            parsed,
+            &settings,
+            a.label(),
+            a.name.as_deref(),
+            report.generated_at,
+            now,
+        );
+        store.update(&a.key, |current| {
+            if current
+                .parsed
+                .as_ref()
+                .is_some_and(|p| Arc::ptr_eq(p, parsed))
+            {
+                current.report = Some(judged);
+                judge_live(current, &settings, now);
+            }
+        });
+    }
+}
+
 /// Compares a new report with the previous one (in memory, else the digest `history` kept),
-/// and keeps the new one's digest in `history`. A history that cannot be read or written is
-/// logged and worked around: a new baseline, never a failed refresh.
+/// adds the events to the counters' totals (`counters` in memory, else as `history` kept them,
+/// so that a restart continues them rather than starting again at 0), and keeps the new
+/// digest and totals in `history`. A history that cannot be read or written is logged and
+/// worked around: a new baseline, never a failed refresh.
 fn compare(
     key: &str,
     previous: Option<&report::CredentialReport>,
+    counters: Option<[u64; Change::COUNT]>,
     new: &report::CredentialReport,
     history: Option<&History>,
 ) -> Comparison {
     let digest = Digest::of(new);
-    let before = match (previous, history) {
-        (Some(p), _) => Some(Digest::of(p)),
+    let stored = match (previous, history) {
         (None, Some(h)) => h.load(key).unwrap_or_else(|e| {
             tracing::warn!(account = %key, error = %e, "The stored digest of the last report cannot be read; taking a new baseline");
             None
         }),
-        (None, None) => None,
+        _ => None,
     };
+    let mut totals = counters
+        .or(stored.as_ref().map(|s| s.changes))
+        .unwrap_or([0; Change::COUNT]);
+    let mut before = previous.map(Digest::of).or(stored.map(|s| s.digest));
+    // A report of another account (a file replaced, other credentials) is not a change of
+    // this one: every user would read as deleted or created.
+    if let Some(b) = &before {
+        if b.account_id.is_some()
+            && digest.account_id.is_some()
+            && b.account_id != digest.account_id
+        {
+            tracing::warn!(
+                account = %key,
+                previous_account_id = b.account_id.as_deref(),
+                account_id = digest.account_id.as_deref(),
+                "The report is of another account than the previous one; taking it as a new baseline"
+            );
+            before = None;
+            totals = [0; Change::COUNT];
+        }
+    }
+    let events = before.map(|before| diff(&before, &digest));
+    for e in events.iter().flatten() {
+        totals[e.change.index()] += 1;
+    }
     if let Some(h) = history {
-        if let Err(e) = h.save(key, &digest) {
+        if let Err(e) = h.save(key, &digest, &totals) {
             tracing::warn!(account = %key, error = %e, "Keeping the report's digest failed; a restart will take a new baseline");
         }
     }
-    match before {
-        Some(before) => Comparison::Changed(diff(&before, &digest)),
-        None => Comparison::Baseline,
+    match events {
+        Some(events) => Comparison::Changed(events, totals),
+        None => Comparison::Baseline(totals),
     }
 }
 
@@ -641,6 +780,15 @@ mod tests {
         assert_eq!(counter(&store, "mfa_disabled"), Some(1));
         assert_eq!(counter(&store, "user_created"), Some(1));
 
+        // A third process: the counters continue from the stored totals rather than from 0,
+        // so Prometheus's increase() sees the step even across the restart.
+        let (store, source, _) = rig(good_report());
+        refresh(&store, KEY, &source, Some(&history)).await;
+        assert_eq!(counter(&store, "mfa_enabled"), Some(1));
+        assert_eq!(counter(&store, "mfa_disabled"), Some(1));
+        assert_eq!(counter(&store, "user_created"), Some(1));
+        assert_eq!(counter(&store, "user_deleted"), Some(1));
+
         // A corrupt file is a new baseline, not a failure.
         std::fs::write(history.path(KEY), b"\x00garbage").unwrap();
         let (store, source, _) = rig(good_report());
@@ -654,5 +802,56 @@ mod tests {
         let (store, source, _) = rig(changed_report());
         refresh_once(&store, KEY, &source).await;
         assert_eq!(counter(&store, "mfa_disabled"), Some(0));
+    }
+
+    #[tokio::test]
+    async fn an_exception_mutes_until_its_expiry_day_ends_then_the_finding_comes_back() {
+        use iam_credential_report::exceptions::{Exception, UserMatch};
+        let (store, source, now) = rig(good_report());
+        store.set_judge_settings(JudgeSettings {
+            render: iam_credential_report::expose::RenderOptions::all_users(),
+            exceptions: vec![Exception {
+                id: "ci-key".into(),
+                checks: vec!["access_key_not_rotated".into()],
+                users: vec![UserMatch::parse("^c").unwrap()],
+                accounts: vec!["111122223333".into()],
+                reason: "vendor migration".into(),
+                owner: "platform".into(),
+                expires: "2026-05-01".parse().unwrap(),
+            }],
+            ..JudgeSettings::default()
+        });
+        let rotation = r#"{account_id="111122223333",check="access_key_not_rotated"}"#;
+        // 91 days after the key's rotation, within the exception: muted.
+        *now.lock().unwrap() = "2026-04-02T00:00:01Z".parse().unwrap();
+        refresh_once(&store, KEY, &source).await;
+        for line in [
+            format!("aws_iam_check_failures{rotation} 0"),
+            format!("aws_iam_check_muted{rotation} 1"),
+            r#"aws_iam_user_check_muted{account_id="111122223333",check="access_key_not_rotated",exception="ci-key",user="ci"} 1"#.to_owned(),
+            r#"aws_iam_exception_matches{exception="ci-key"} 1"#.to_owned(),
+            r#"aws_iam_exception_expiry_timestamp_seconds{exception="ci-key",owner="platform"} 1777680000"#.to_owned(),
+            r#"aws_iam_exception_info{exception="ci-key",owner="platform",reason="vendor migration"} 1"#.to_owned(),
+        ] {
+            assert!(has(&store, &line), "{line}\n{}", metrics(&store));
+        }
+        assert!(!metrics(&store).contains(
+            r#"aws_iam_user_check_failed{account_id="111122223333",check="access_key_not_rotated""#
+        ));
+        // The last second of its expiry day: still muted.
+        *now.lock().unwrap() = "2026-05-01T23:59:59Z".parse().unwrap();
+        refresh_once(&store, KEY, &source).await;
+        assert!(has(&store, &format!("aws_iam_check_muted{rotation} 1")));
+        // From the next midnight UTC: the finding is back and the exception matches nothing.
+        *now.lock().unwrap() = "2026-05-02T00:00:00Z".parse().unwrap();
+        refresh_once(&store, KEY, &source).await;
+        for line in [
+            format!("aws_iam_check_failures{rotation} 1"),
+            format!("aws_iam_check_muted{rotation} 0"),
+            r#"aws_iam_user_check_failed{account_id="111122223333",check="access_key_not_rotated",user="ci"} 1"#.to_owned(),
+            r#"aws_iam_exception_matches{exception="ci-key"} 0"#.to_owned(),
+        ] {
+            assert!(has(&store, &line), "{line}\n{}", metrics(&store));
+        }
     }
 }

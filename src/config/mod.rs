@@ -13,11 +13,15 @@
 //! than a silently ignored setting.
 
 pub mod duration;
+pub mod exceptions;
 pub mod settings;
 
 pub use settings::{Setting, Settings, SETTINGS};
 
+use chrono::NaiveDate;
 use iam_credential_report::arn::{is_account_id, is_iam_name_char, role_account};
+use iam_credential_report::exceptions::Exception;
+use iam_credential_report::expose::user_tag_label;
 use regex::Regex;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -61,6 +65,11 @@ pub enum ConfigError {
 pub struct InvalidConfig(String);
 
 impl InvalidConfig {
+    /// A message about the whole file.
+    pub fn new(message: impl Into<String>) -> InvalidConfig {
+        InvalidConfig(message.into())
+    }
+
     fn at(key: &str, message: impl std::fmt::Display) -> InvalidConfig {
         InvalidConfig(format!("{key}: {message}"))
     }
@@ -229,6 +238,126 @@ pub struct Config {
     pub organization: Option<Organization>,
     /// `shard`.
     pub shard: Option<Shard>,
+    /// `exceptions`, in file order (the first that covers a finding names it).
+    pub exceptions: Vec<Exception>,
+    /// `aws`.
+    pub aws: AwsKeys,
+}
+
+/// The `aws` section; each key left out keeps the flag's value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsKeys {
+    /// `aws.user_tags`.
+    pub user_tags: Option<UserTagKeys>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAws {
+    #[serde(default)]
+    user_tags: Option<Vec<String>>,
+}
+
+/// The IAM user tag keys whose values label `aws_iam_user_info` (`aws.user_tags`,
+/// `--aws.user-tags`), checked: each is an IAM tag key (1 to 128 letters, digits, spaces and
+/// `_.:/=+-@`), and no two make the same label ([`user_tag_label`]: `tag_` and the key
+/// lower-cased, other characters than ASCII letters, digits and `_` as `_`). Empty: no tags
+/// are read, and no call is made for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserTagKeys(Vec<String>);
+
+impl UserTagKeys {
+    /// Checks `keys`; the error names the first bad one by its position.
+    pub fn new(keys: Vec<String>) -> Result<UserTagKeys, UserTagKeyError> {
+        let mut labels: Vec<String> = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            let chars = key.chars().count();
+            if chars == 0 || chars > 128 || !key.chars().all(is_tag_key_char) {
+                return Err(UserTagKeyError::Invalid {
+                    index: i,
+                    key: key.clone(),
+                });
+            }
+            let label = user_tag_label(key);
+            if let Some(first) = labels.iter().position(|l| *l == label) {
+                return Err(UserTagKeyError::SameLabel {
+                    index: i,
+                    key: key.clone(),
+                    first,
+                    first_key: keys[first].clone(),
+                    label,
+                });
+            }
+            labels.push(label);
+        }
+        Ok(UserTagKeys(keys))
+    }
+
+    /// `--aws.user-tags`: keys separated by commas, spaces around each dropped (a key that
+    /// starts or ends with a space needs the config file); empty: none.
+    pub fn parse_flag(text: &str) -> Result<UserTagKeys, UserTagKeyError> {
+        if text.trim().is_empty() {
+            return Ok(UserTagKeys::default());
+        }
+        UserTagKeys::new(text.split(',').map(|k| k.trim().to_owned()).collect())
+    }
+
+    /// The keys, in the order given.
+    pub fn keys(&self) -> &[String] {
+        &self.0
+    }
+
+    /// Whether no key is configured.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A tag key list that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserTagKeyError {
+    /// Not an IAM tag key.
+    #[error("{key:?} is not an IAM tag key (1 to 128 letters, digits, spaces and _.:/=+-@)")]
+    Invalid {
+        /// Its position.
+        index: usize,
+        /// The key.
+        key: String,
+    },
+    /// Two keys make the same label.
+    #[error("{key:?} and {first_key:?} both make the label {label}; keep one")]
+    SameLabel {
+        /// The position of the second key.
+        index: usize,
+        /// The second key.
+        key: String,
+        /// The position of the first.
+        first: usize,
+        /// The first key.
+        first_key: String,
+        /// The label both make.
+        label: String,
+    },
+}
+
+impl UserTagKeyError {
+    /// The position of the bad key.
+    pub fn index(&self) -> usize {
+        match self {
+            UserTagKeyError::Invalid { index, .. } | UserTagKeyError::SameLabel { index, .. } => {
+                *index
+            }
+        }
+    }
+}
+
+/// A character IAM allows in a tag key: a letter, a digit (any script's), a space separator
+/// or one of `_.:/=+-@` (IAM's pattern `[\p{L}\p{Z}\p{N}_.:/=+\-@]+`).
+fn is_tag_key_char(c: char) -> bool {
+    c.is_alphabetic()
+        || c.is_numeric()
+        || (c.is_whitespace() && !c.is_control())
+        || "_.:/=+-@".contains(c)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -246,6 +375,10 @@ struct RawConfig {
     organization: Option<RawOrganization>,
     #[serde(default)]
     shard: Option<Shard>,
+    #[serde(default)]
+    exceptions: Vec<exceptions::RawException>,
+    #[serde(default)]
+    aws: RawAws,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -396,8 +529,9 @@ fn check_external_id(key: &str, id: Option<String>) -> Result<Option<String>, In
     }
 }
 
-/// Parses and validates a configuration.
-pub fn parse(text: &str) -> Result<Config, InvalidConfig> {
+/// Parses and validates a configuration loaded on `today` (exceptions may run at most a year
+/// from the day they are loaded).
+pub fn parse(text: &str, today: NaiveDate) -> Result<Config, InvalidConfig> {
     let raw: Option<RawConfig> =
         serde_yaml_ng::from_str(text).map_err(|e| InvalidConfig(e.to_string()))?;
     let raw = raw.unwrap_or_default();
@@ -495,7 +629,28 @@ pub fn parse(text: &str) -> Result<Config, InvalidConfig> {
         }
     };
 
+    let exceptions = exceptions::validate(raw.exceptions, today)?;
+
+    let user_tags = match raw.aws.user_tags {
+        None => None,
+        Some(keys) => Some(UserTagKeys::new(keys).map_err(|e| match e {
+            UserTagKeyError::SameLabel {
+                index,
+                key,
+                first,
+                first_key,
+                label,
+            } => InvalidConfig::at(
+                &format!("aws.user_tags[{index}]"),
+                format!("{key:?} and {first_key:?} (aws.user_tags[{first}]) both make the label {label}; keep one"),
+            ),
+            e => InvalidConfig::at(&format!("aws.user_tags[{}]", e.index()), e),
+        })?),
+    };
+
     Ok(Config {
+        exceptions,
+        aws: AwsKeys { user_tags },
         refresh_interval: raw.refresh.interval,
         refresh_concurrency: raw.refresh.concurrency,
         thresholds: raw.thresholds,
@@ -506,13 +661,13 @@ pub fn parse(text: &str) -> Result<Config, InvalidConfig> {
     })
 }
 
-/// Reads and validates the file at `path`.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
+/// Reads and validates the file at `path`, loaded on `today`.
+pub fn load(path: &Path, today: NaiveDate) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
-    parse(&text).map_err(|error| ConfigError::Invalid {
+    parse(&text, today).map_err(|error| ConfigError::Invalid {
         path: path.to_owned(),
         error,
     })
@@ -653,20 +808,28 @@ pub fn plan(
 mod tests {
     use super::*;
 
+    fn today() -> NaiveDate {
+        "2026-11-30".parse().unwrap()
+    }
+
+    fn parse_today(text: &str) -> Result<Config, InvalidConfig> {
+        parse(text, today())
+    }
+
     fn err(text: &str) -> String {
-        parse(text).unwrap_err().to_string()
+        parse(text, today()).unwrap_err().to_string()
     }
 
     #[test]
     fn an_empty_file_sets_nothing() {
         for text in ["", "# nothing\n", "{}\n"] {
-            assert_eq!(parse(text).unwrap(), Config::default(), "{text:?}");
+            assert_eq!(parse(text, today()).unwrap(), Config::default(), "{text:?}");
         }
     }
 
     #[test]
     fn the_full_shape_parses() {
-        let c = parse(
+        let c = parse_today(
             r#"
 refresh: { interval: 30m, concurrency: 4 }
 thresholds: { access_key_max_age: 45d, root_recent_use: 12h }
@@ -723,6 +886,76 @@ shard: { index: 1, count: 3 }
     }
 
     #[test]
+    fn user_tag_keys_are_read_from_the_aws_section() {
+        let c = parse_today(
+            "aws: { user_tags: [owner, team, cost-center, 'Kosten stelle:ä/x=y+z@w.v'] }",
+        )
+        .unwrap();
+        let keys = c.aws.user_tags.unwrap();
+        assert_eq!(
+            keys.keys(),
+            ["owner", "team", "cost-center", "Kosten stelle:ä/x=y+z@w.v"]
+        );
+        // An empty list reads no tags (and overrides a flag's list); leaving the key out
+        // keeps the flag's.
+        assert_eq!(
+            parse_today("aws: { user_tags: [] }").unwrap().aws.user_tags,
+            Some(UserTagKeys::default())
+        );
+        assert_eq!(parse_today("aws: {}").unwrap().aws.user_tags, None);
+        assert_eq!(parse_today("").unwrap().aws, AwsKeys::default());
+    }
+
+    #[test]
+    fn bad_user_tag_keys_are_refused_with_their_position() {
+        assert_eq!(
+            err("aws: { user_tags: [owner, 'team!'] }"),
+            "aws.user_tags[1]: \"team!\" is not an IAM tag key (1 to 128 letters, digits, spaces and _.:/=+-@)"
+        );
+        assert!(err("aws: { user_tags: [''] }").starts_with("aws.user_tags[0]: \"\" is not"));
+        let long = "k".repeat(129);
+        assert!(
+            err(&format!("aws: {{ user_tags: [{long}] }}")).starts_with("aws.user_tags[0]: \"kkk")
+        );
+        assert!(parse_today(&format!("aws: {{ user_tags: [{}] }}", "k".repeat(128))).is_ok());
+        // Control characters are not spaces.
+        assert!(err("aws: { user_tags: [\"a\\tb\"] }").starts_with("aws.user_tags[0]:"));
+        // Two keys, one label.
+        assert_eq!(
+            err("aws: { user_tags: [cost-center, team, cost_center] }"),
+            "aws.user_tags[2]: \"cost_center\" and \"cost-center\" (aws.user_tags[0]) both make the label tag_cost_center; keep one"
+        );
+        // IAM user tag keys are case-insensitive: Owner and owner are one key.
+        assert!(err("aws: { user_tags: [owner, Owner] }")
+            .starts_with("aws.user_tags[1]: \"Owner\" and \"owner\""));
+        assert!(err("aws: { user_tag: [owner] }").starts_with("aws: unknown field `user_tag`"));
+    }
+
+    #[test]
+    fn the_user_tags_flag_is_a_comma_separated_list() {
+        let keys = |t: &str| UserTagKeys::parse_flag(t).map(|k| k.keys().to_vec());
+        assert_eq!(keys(""), Ok(vec![]));
+        assert_eq!(keys("  "), Ok(vec![]));
+        assert_eq!(keys("owner"), Ok(vec!["owner".to_owned()]));
+        assert_eq!(
+            keys("owner, team ,cost center"),
+            Ok(vec!["owner".into(), "team".into(), "cost center".into()])
+        );
+        assert_eq!(
+            UserTagKeys::parse_flag("owner,,team")
+                .unwrap_err()
+                .to_string(),
+            "\"\" is not an IAM tag key (1 to 128 letters, digits, spaces and _.:/=+-@)"
+        );
+        assert_eq!(
+            UserTagKeys::parse_flag("team,Team")
+                .unwrap_err()
+                .to_string(),
+            "\"Team\" and \"team\" both make the label tag_team; keep one"
+        );
+    }
+
+    #[test]
     fn fnv1a_is_the_published_function() {
         // Test vectors from the FNV reference (draft-eastlake-fnv).
         assert_eq!(fnv1a(b""), 0xcbf29ce484222325);
@@ -769,7 +1002,7 @@ shard: { index: 1, count: 3 }
 
     #[test]
     fn plans_combine_listed_and_discovered_accounts() {
-        let c = parse(
+        let c = parse_today(
             "accounts:\n  - role_arn: arn:aws:iam::333333333333:role/special\n    name: mine\n\
              organization: { role_name: reader, exclude_names: ['^sandbox-'] }\n",
         )
@@ -799,7 +1032,7 @@ shard: { index: 1, count: 3 }
 
     #[test]
     fn organization_filters() {
-        let c = parse(
+        let c = parse_today(
             "organization:\n  role_name: r\n  include_accounts: ['111111111111', '222222222222']\n  \
              exclude_accounts: ['222222222222']\n  include_names: ['^pay', '^sand']\n",
         )

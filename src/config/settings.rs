@@ -5,7 +5,7 @@
 //! its environment variable) wins; otherwise the config file's value; otherwise the flag's
 //! default.
 
-use super::{Config, ConfigError, Shard};
+use super::{Config, ConfigError, Shard, UserTagKeys};
 use iam_credential_report::judge::Thresholds;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -22,6 +22,8 @@ pub struct Settings {
     pub per_user_metrics: bool,
     /// This replica's shard.
     pub shard: Shard,
+    /// IAM user tag keys to read for `aws_iam_user_info` (empty: none, and no call).
+    pub user_tags: UserTagKeys,
 }
 
 /// One setting that is both a flag and a config file key.
@@ -108,6 +110,17 @@ pub const SETTINGS: &[Setting] = &[
         flags: &["shard_index", "shard_count"],
         apply: |c, s| take(c.shard, &mut s.shard),
     },
+    Setting {
+        key: "aws.user_tags",
+        flags: &["aws_user_tags"],
+        apply: |c, s| match &c.aws.user_tags {
+            Some(keys) => {
+                s.user_tags = keys.clone();
+                true
+            }
+            None => false,
+        },
+    },
 ];
 
 impl Settings {
@@ -148,8 +161,9 @@ mod tests {
             thresholds: Thresholds::default(),
             per_user_metrics: true,
             shard: Shard::default(),
+            user_tags: UserTagKeys::default(),
         };
-        let c = super::super::parse("refresh: { interval: 1m, concurrency: 2 }\nper_user_metrics: false\nshard: { index: 1, count: 2 }").unwrap();
+        let c = super::super::parse("refresh: { interval: 1m, concurrency: 2 }\nper_user_metrics: false\nshard: { index: 1, count: 2 }", chrono::NaiveDate::MIN).unwrap();
         let explicit: BTreeSet<String> =
             ["refresh.concurrency".to_owned(), "shard".to_owned()].into();
         let (s, overridden) = Settings::resolve(&flags, &explicit, &c).unwrap();
@@ -161,6 +175,36 @@ mod tests {
     }
 
     #[test]
+    fn user_tags_follow_the_rule_of_every_setting() {
+        let flags = |keys: &str| Settings {
+            refresh_interval: Duration::from_secs(900),
+            refresh_concurrency: 8,
+            thresholds: Thresholds::default(),
+            per_user_metrics: true,
+            shard: Shard::default(),
+            user_tags: UserTagKeys::parse_flag(keys).unwrap(),
+        };
+        let file = super::super::parse("aws: { user_tags: [owner, team] }", chrono::NaiveDate::MIN)
+            .unwrap();
+        let keys = |s: &Settings| s.user_tags.keys().to_vec();
+        // The file's keys replace the flag's default...
+        let (s, overridden) = Settings::resolve(&flags(""), &BTreeSet::new(), &file).unwrap();
+        assert_eq!(keys(&s), ["owner", "team"]);
+        assert!(overridden.is_empty());
+        // ...but not a flag given explicitly, even an empty one.
+        let explicit: BTreeSet<String> = ["aws.user_tags".to_owned()].into();
+        let (s, overridden) = Settings::resolve(&flags("cost-center"), &explicit, &file).unwrap();
+        assert_eq!(keys(&s), ["cost-center"]);
+        assert_eq!(overridden, ["aws.user_tags"]);
+        let (s, _) = Settings::resolve(&flags(""), &explicit, &file).unwrap();
+        assert!(s.user_tags.is_empty());
+        // A file without the key keeps the flag's.
+        let (s, _) =
+            Settings::resolve(&flags("owner"), &BTreeSet::new(), &Config::default()).unwrap();
+        assert_eq!(keys(&s), ["owner"]);
+    }
+
+    #[test]
     fn a_shard_beyond_the_count_is_refused() {
         let flags = Settings {
             refresh_interval: Duration::from_secs(900),
@@ -168,8 +212,10 @@ mod tests {
             thresholds: Thresholds::default(),
             per_user_metrics: true,
             shard: Shard { index: 3, count: 3 },
+            user_tags: UserTagKeys::default(),
         };
-        let c = super::super::parse("shard: { index: 0, count: 2 }").unwrap();
+        let c =
+            super::super::parse("shard: { index: 0, count: 2 }", chrono::NaiveDate::MIN).unwrap();
         let e = Settings::resolve(&flags, &["shard".to_owned()].into(), &c).unwrap_err();
         assert_eq!(
             e.to_string(),

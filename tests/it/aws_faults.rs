@@ -5,12 +5,15 @@
 //! moto writes no `<root_account>` row and cannot assign an MFA device to root, so the root
 //! checks (root's virtual MFA, centralized root access, no root row) are tested here too.
 //!
+//! IAM users' paths and tags (GetAccountAuthorizationDetails, for `aws_iam_user_info`) are
+//! tested here too: read, paged, missing, denied, and not asked for without tag keys.
+//!
 //! Driven in-process through the library, the way the daemon drives it: an [`AwsSource`]
 //! built from the same configuration loader as production (endpoint override, static
 //! credentials, SDK retries off), refreshed by `refresh::refresh_once` into a `state::Store`,
 //! and the published exposition read back. Each test asserts the requests made, the reason
 //! recorded, and that the previous good snapshot is still served. Backoffs are milliseconds.
-use crate::support::aws_query::{self, ROOT};
+use crate::support::aws_query::{self, DetailUser, ROOT};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -22,7 +25,7 @@ use iam_credential_report::account::FailureReason;
 use iam_credential_report::expose::RenderOptions;
 use iam_credential_report::judge::Thresholds;
 use iam_credentials_exporter::collect::aws::{
-    AwsEnv, AwsSettings, AwsSource, Backoff, Connect, StaticCredentials,
+    AwsEnv, AwsSettings, AwsSource, Backoff, Connect, StaticCredentials, UserTags, UserTagsHandle,
 };
 use iam_credentials_exporter::collect::refresh::refresh_once;
 use iam_credentials_exporter::state::{AccountState, JudgeSettings, Store};
@@ -40,6 +43,7 @@ const SUMMARY: &str = "GetAccountSummary";
 const ALIASES: &str = "ListAccountAliases";
 const POLICY: &str = "GetAccountPasswordPolicy";
 const VMFA: &str = "ListVirtualMFADevices";
+const DETAILS: &str = "GetAccountAuthorizationDetails";
 
 /// Root and two users: alice (console, MFA, one key) and bob (console, no MFA).
 const REPORT: &str = "\
@@ -324,6 +328,8 @@ struct Rig {
     fake: FakeIam,
     hub: Arc<Store>,
     source: AwsSource,
+    /// The source's user tag settings (by default no keys: no tags are read).
+    tags: UserTagsHandle,
 }
 
 impl Rig {
@@ -342,11 +348,14 @@ impl Rig {
             JudgeSettings {
                 thresholds: Thresholds::default(),
                 render: RenderOptions::all_users(),
+                exceptions: Vec::new(),
             },
             vec![AccountState::new("fake".into(), None, None)],
         );
+        let tags = UserTagsHandle::default();
         Rig {
-            source: AwsSource::new(&env, settings),
+            source: AwsSource::new(&env, settings).with_user_tags(tags.clone()),
+            tags,
             fake,
             hub,
         }
@@ -1042,4 +1051,209 @@ async fn the_password_policy_is_judged_for_complexity_and_expiry() {
     rig.refresh().await;
     assert_eq!(rig.check("password_policy_no_expiry"), Some(0.0));
     assert_eq!(rig.check("password_policy_weak_complexity"), Some(1.0));
+}
+
+/// GetAccountAuthorizationDetails (`Filter=User`) listing `users`, truncated with `marker`.
+fn details(users: &[DetailUser], marker: Option<&str>) -> Reply {
+    Reply::Result(aws_query::user_details(ACCOUNT, users, marker))
+}
+
+/// alice, under /engineering/, with an owner (its key written `Owner`: IAM user tag keys are
+/// case-insensitive) and a team; bob, at /, with a team and no owner.
+const ALICE: DetailUser = DetailUser {
+    name: "alice",
+    path: "/engineering/",
+    tags: &[
+        ("Owner", "alice@example.com"),
+        ("team", "payments"),
+        ("cost-center", "cc-1"),
+    ],
+};
+const BOB: DetailUser = DetailUser {
+    name: "bob",
+    path: "/",
+    tags: &[("team", "platform \"core\"")],
+};
+
+/// `owner` and `team`, read again every refresh (`Duration::ZERO`) or at the hourly default.
+fn owner_and_team(reread_after: Option<Duration>) -> UserTags {
+    UserTags {
+        keys: vec!["owner".into(), "team".into()],
+        reread_after: reread_after.unwrap_or(UserTags::default().reread_after),
+        ..UserTags::default()
+    }
+}
+
+impl Rig {
+    /// The `aws_iam_user_info` lines of the account.
+    fn user_info(&self) -> Vec<String> {
+        crate::support::lines_with(&self.metrics(), "aws_iam_user_info{")
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn info(path: &str, owner: &str, team: &str, user: &str) -> String {
+    format!(
+        "aws_iam_user_info{{account_id=\"{ACCOUNT}\",path=\"{path}\",tag_owner=\"{owner}\",tag_team=\"{team}\",user=\"{user}\"}} 1"
+    )
+}
+
+#[tokio::test]
+async fn user_tags_label_user_info_and_are_kept_between_refreshes() {
+    let rig = Rig::new(fast()).await;
+    rig.tags.set(owner_and_team(None));
+    rig.fake.always(DETAILS, details(&[ALICE, BOB], None));
+    rig.refresh().await;
+    rig.assert_succeeded();
+    // One series per user, a label per configured key; bob has no owner tag: empty.
+    assert_eq!(
+        rig.user_info(),
+        [
+            info("/engineering/", "alice@example.com", "payments", "alice"),
+            info("/", "", "platform \\\"core\\\"", "bob"),
+        ],
+        "{}",
+        rig.metrics()
+    );
+    let requests = rig.fake.requests(DETAILS);
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(param(&requests[0], "Filter.member.1"), Some("User"));
+    assert_eq!(param(&requests[0], "Filter.member.2"), None);
+    assert_eq!(param(&requests[0], "MaxItems"), Some("1000"));
+    assert_eq!(param(&requests[0], "Marker"), None);
+    assert_eq!(rig.live_failures(DETAILS, "access_denied"), 0.0);
+
+    // Tags change rarely: the next refreshes within the hour keep the read, and ask nothing.
+    rig.fake.always(DETAILS, details(&[BOB], None));
+    rig.refresh().await;
+    rig.refresh().await;
+    rig.assert_succeeded();
+    assert_eq!(rig.fake.count(DETAILS), 1);
+    assert_eq!(rig.user_info().len(), 2, "{}", rig.metrics());
+
+    // Other keys (a reload) are read at the next refresh: cost-center's label is
+    // sanitised.
+    rig.tags.set(UserTags {
+        keys: vec!["cost-center".into()],
+        ..owner_and_team(None)
+    });
+    rig.fake.always(DETAILS, details(&[ALICE], None));
+    rig.refresh().await;
+    assert_eq!(rig.fake.count(DETAILS), 2);
+    assert_eq!(
+        rig.user_info(),
+        [format!(
+            "aws_iam_user_info{{account_id=\"{ACCOUNT}\",path=\"/engineering/\",tag_cost_center=\"cc-1\",user=\"alice\"}} 1"
+        )]
+    );
+}
+
+#[tokio::test]
+async fn user_tags_are_read_from_every_page() {
+    let rig = Rig::new(fast()).await;
+    rig.tags.set(owner_and_team(Some(Duration::ZERO)));
+    let marker = "page 2/+=&<>";
+    rig.fake.then(
+        DETAILS,
+        [details(&[ALICE], Some(marker)), details(&[BOB], None)],
+    );
+    rig.refresh().await;
+    rig.assert_succeeded();
+    let markers: Vec<Option<String>> = rig
+        .fake
+        .requests(DETAILS)
+        .iter()
+        .map(|r| param(r, "Marker").map(str::to_owned))
+        .collect();
+    assert_eq!(markers, [None, Some(marker.to_owned())]);
+    let read = rig.user_info();
+    assert_eq!(
+        read,
+        [
+            info("/engineering/", "alice@example.com", "payments", "alice"),
+            info("/", "", "platform \\\"core\\\"", "bob"),
+        ]
+    );
+
+    // Pages that lead back to a marker already given would page forever: the read stops
+    // there as invalid_response, the round succeeds, and the last good read stays served
+    // (an alert whose owner label vanished would fire again as another alert).
+    rig.fake.reset_counts();
+    rig.fake.then(DETAILS, [details(&[BOB], Some("a"))]);
+    rig.fake.always(DETAILS, details(&[ALICE], Some("a")));
+    rig.refresh().await;
+    rig.assert_succeeded();
+    assert_eq!(rig.fake.count(DETAILS), 2);
+    assert_eq!(rig.live_failures(DETAILS, "invalid_response"), 1.0);
+    assert_eq!(rig.user_info(), read, "{}", rig.metrics());
+}
+
+#[tokio::test]
+async fn user_tags_denied_fail_the_call_not_the_round() {
+    let rig = Rig::new(fast()).await;
+    rig.tags.set(owner_and_team(None));
+    rig.fake.always(DETAILS, Reply::Error(403, "AccessDenied"));
+    rig.refresh().await;
+    rig.assert_succeeded();
+    let m = rig.metrics();
+    assert_eq!(rig.live_failures(DETAILS, "access_denied"), 1.0, "{m}");
+    // Not retried within the round; no info series; every other live fact is there.
+    assert_eq!(rig.fake.count(DETAILS), 1);
+    assert!(!m.contains("aws_iam_user_info"), "{m}");
+    assert_eq!(rig.check("root_virtual_mfa"), Some(0.0), "{m}");
+    assert_eq!(rig.check("password_policy_missing"), Some(0.0), "{m}");
+    assert_eq!(rig.sample("aws_iam_root_mfa_enabled", ""), Some(1.0), "{m}");
+
+    // Without a good read, the next refresh asks again (not an hour later), and counts again.
+    rig.refresh().await;
+    assert_eq!(rig.fake.count(DETAILS), 2);
+    assert_eq!(rig.live_failures(DETAILS, "access_denied"), 2.0);
+
+    // The permission is granted: the series come.
+    rig.fake.always(DETAILS, details(&[ALICE, BOB], None));
+    rig.refresh().await;
+    rig.assert_succeeded();
+    assert_eq!(rig.user_info().len(), 2, "{}", rig.metrics());
+    assert_eq!(rig.live_failures(DETAILS, "access_denied"), 2.0);
+}
+
+#[tokio::test]
+async fn without_tag_keys_or_per_user_series_no_user_tags_are_read() {
+    let rig = Rig::new(fast()).await;
+    rig.fake.always(DETAILS, details(&[ALICE, BOB], None));
+    // The default: no keys.
+    rig.refresh().await;
+    rig.assert_succeeded();
+    assert_eq!(rig.fake.count(DETAILS), 0);
+    assert!(!rig.metrics().contains("aws_iam_user_info"));
+    // Keys, but per-user series off (--metrics.per-user=false): nothing to label.
+    rig.tags.set(UserTags {
+        users: RenderOptions::default(),
+        ..owner_and_team(Some(Duration::ZERO))
+    });
+    rig.refresh().await;
+    assert_eq!(rig.fake.count(DETAILS), 0);
+    assert!(!rig.metrics().contains("aws_iam_user_info"));
+    // The user filters leave users out as they do of every per-user series.
+    rig.tags.set(UserTags {
+        users: RenderOptions {
+            per_user: true,
+            user_include: None,
+            user_exclude: Some(regex::Regex::new("^b").unwrap()),
+        },
+        ..owner_and_team(Some(Duration::ZERO))
+    });
+    rig.refresh().await;
+    assert_eq!(rig.fake.count(DETAILS), 1);
+    assert_eq!(
+        rig.user_info(),
+        [info(
+            "/engineering/",
+            "alice@example.com",
+            "payments",
+            "alice"
+        )]
+    );
 }

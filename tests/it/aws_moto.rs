@@ -6,7 +6,11 @@
 //! moto's quirks, checked against moto 5 before asserting: its report's GeneratedTime is
 //! fixed in 2015 (so only the content hash tells a new report from the last one), it writes
 //! no `<root_account>` row, `password_last_used` reads `no_information`, never-used keys read
-//! `N/A`, and GenerateCredentialReport answers STARTED once, then COMPLETE. It has no root
+//! `N/A`, and GenerateCredentialReport answers STARTED once, then COMPLETE; every
+//! GetCredentialReport is built anew from moto's current users (AWS keeps a report up to 4
+//! hours), so changes made in several calls go through a closed
+//! [`MotoGate`](crate::support::moto::MotoGate) to reach the
+//! exporter's next report all at once (the change events test). It has no root
 //! user to give an MFA device or keys to (AccountMFAEnabled and AccountAccessKeysPresent are
 //! always 0); it does accept an IAM user named `<root_account>`, which AWS would refuse, and
 //! writes that user's row as the report's root row. What moto cannot produce (a device
@@ -436,4 +440,299 @@ fn without_credentials_a_round_fails_as_credentials() {
         "{}",
         exporter.logs()
     );
+}
+
+/// A time as moto's answers give it, as the change events write it (RFC 3339, seconds, `Z`):
+/// moto writes the report's times to the second.
+fn event_time(t: &aws_sdk_iam::primitives::DateTime) -> String {
+    chrono::DateTime::from_timestamp(t.secs(), 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Deletes `user` the way IAM requires: first its login profile, access keys, MFA devices
+/// (deactivated, and virtual ones deleted), signing certificates, SSH keys, groups and
+/// policies, then the user.
+async fn delete_user_as_iam_requires(
+    iam: &aws_sdk_iam::Client,
+    user: &str,
+) -> Result<(), aws_sdk_iam::Error> {
+    match iam.delete_login_profile().user_name(user).send().await {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_no_such_entity_exception()) => {}
+        other => {
+            other?;
+        }
+    }
+    for key in iam
+        .list_access_keys()
+        .user_name(user)
+        .send()
+        .await?
+        .access_key_metadata()
+    {
+        iam.delete_access_key()
+            .user_name(user)
+            .access_key_id(key.access_key_id().unwrap())
+            .send()
+            .await?;
+    }
+    for device in iam
+        .list_mfa_devices()
+        .user_name(user)
+        .send()
+        .await?
+        .mfa_devices()
+    {
+        iam.deactivate_mfa_device()
+            .user_name(user)
+            .serial_number(device.serial_number())
+            .send()
+            .await?;
+        if device.serial_number().starts_with("arn:") {
+            iam.delete_virtual_mfa_device()
+                .serial_number(device.serial_number())
+                .send()
+                .await?;
+        }
+    }
+    for cert in iam
+        .list_signing_certificates()
+        .user_name(user)
+        .send()
+        .await?
+        .certificates()
+    {
+        iam.delete_signing_certificate()
+            .user_name(user)
+            .certificate_id(cert.certificate_id())
+            .send()
+            .await?;
+    }
+    for key in iam
+        .list_ssh_public_keys()
+        .user_name(user)
+        .send()
+        .await?
+        .ssh_public_keys()
+    {
+        iam.delete_ssh_public_key()
+            .user_name(user)
+            .ssh_public_key_id(key.ssh_public_key_id())
+            .send()
+            .await?;
+    }
+    for group in iam
+        .list_groups_for_user()
+        .user_name(user)
+        .send()
+        .await?
+        .groups()
+    {
+        iam.remove_user_from_group()
+            .user_name(user)
+            .group_name(group.group_name())
+            .send()
+            .await?;
+    }
+    for policy in iam
+        .list_attached_user_policies()
+        .user_name(user)
+        .send()
+        .await?
+        .attached_policies()
+    {
+        iam.detach_user_policy()
+            .user_name(user)
+            .policy_arn(policy.policy_arn().unwrap())
+            .send()
+            .await?;
+    }
+    for name in iam
+        .list_user_policies()
+        .user_name(user)
+        .send()
+        .await?
+        .policy_names()
+    {
+        iam.delete_user_policy()
+            .user_name(user)
+            .policy_name(name)
+            .send()
+            .await?;
+    }
+    iam.delete_user().user_name(user).send().await?;
+    Ok(())
+}
+
+/// What the changes in moto were, for the expected events.
+struct Made {
+    /// dave's creation time: the `user_deleted` event's `before`.
+    dave_created: String,
+    /// bob's new key's creation time: the `access_key_created` event's `after`.
+    bob_key: String,
+}
+
+/// Change events against moto: after the baseline, alice's MFA device is deactivated, dave
+/// (console password, MFA device, an inactive key) is deleted as IAM requires, and bob (no
+/// key) gets one. moto builds each GetCredentialReport from its current state (checked below),
+/// so the changes are made behind a closed [`MotoGate`]: the exporter's next report holds all
+/// three or none, never a half-deleted dave (which would add `password_disabled` and
+/// `access_key_deleted`).
+#[test]
+fn change_events_from_moto_after_the_baseline() {
+    use crate::exporter::{
+        assert_change_lines, change_counters, count_messages, expected_counters, recent_changes,
+        BASELINE_MSG, CHANGE_MSG, JUDGED_MSG,
+    };
+    let moto = Moto::start();
+    moto.iam(&["seed"]);
+    let gate = moto.gate();
+    let sdk = moto.sdk();
+    let env = gate.env();
+    let exporter = Exporter::start_with_env(&["--refresh.interval=1s"], &env_refs(&env));
+    let m = exporter.wait_for_sample(&series("iam_credentials_exporter_refresh_success", ""), 1.0);
+    assert_eq!(
+        change_counters(&m, ACCOUNT),
+        expected_counters(&[]),
+        "every change at 0 from the baseline\n{m}"
+    );
+    let logs = wait_for("the baseline in the log", Duration::from_secs(20), || {
+        let logs = exporter.logs();
+        (count_messages(&logs, JUDGED_MSG) >= 1).then_some(logs)
+    });
+    assert_eq!(count_messages(&logs, BASELINE_MSG), 1, "{logs}");
+    assert_eq!(count_messages(&logs, CHANGE_MSG), 0, "{logs}");
+    assert!(
+        gate.forwarded() > 0,
+        "the exporter calls moto through the gate"
+    );
+
+    let made = gate.closed(|| {
+        let forwarded = gate.forwarded();
+        let made = sdk
+            .run(async |iam| {
+                for device in iam
+                    .list_mfa_devices()
+                    .user_name("alice")
+                    .send()
+                    .await?
+                    .mfa_devices()
+                {
+                    iam.deactivate_mfa_device()
+                        .user_name("alice")
+                        .serial_number(device.serial_number())
+                        .send()
+                        .await?;
+                }
+                let dave = iam.get_user().user_name("dave").send().await?;
+                let dave_created = event_time(dave.user().unwrap().create_date());
+                delete_user_as_iam_requires(iam, "dave").await?;
+                let key = iam.create_access_key().user_name("bob").send().await?;
+                let bob_key = event_time(key.access_key().unwrap().create_date().unwrap());
+
+                // moto's report already holds the changes: no new GenerateCredentialReport is
+                // needed (its answer is COMPLETE at once), unlike AWS's 4-hour-old report.
+                let generated = iam.generate_credential_report().send().await?;
+                assert_eq!(
+                    generated.state().map(|s| s.as_str()),
+                    Some("COMPLETE"),
+                    "{generated:?}"
+                );
+                let report = iam.get_credential_report().send().await?;
+                let csv = String::from_utf8(report.content().unwrap().as_ref().to_vec()).unwrap();
+                assert!(!csv.contains("user/dave,"), "{csv}");
+                let bob = csv.lines().find(|l| l.starts_with("bob,")).unwrap();
+                assert!(bob.contains(",true,"), "bob's new key is active: {bob}");
+                Ok::<_, aws_sdk_iam::Error>(Made {
+                    dave_created,
+                    bob_key,
+                })
+            })
+            .expect("the changes in moto");
+        // The exporter's next call waits at the gate, unanswered, until the changes are all
+        // made.
+        wait_for(
+            "the exporter's next call held at the gate",
+            Duration::from_secs(20),
+            || (gate.waiting() > 0).then_some(()),
+        );
+        assert_eq!(
+            gate.forwarded(),
+            forwarded,
+            "nothing passed the closed gate"
+        );
+        made
+    });
+
+    let m = exporter.wait_for_sample(&series("aws_iam_users", ""), 3.0);
+    let expected = expected_counters(&[
+        ("mfa_disabled", 1.0),
+        ("user_deleted", 1.0),
+        ("access_key_created", 1.0),
+    ]);
+    assert_eq!(change_counters(&m, ACCOUNT), expected, "{m}");
+    let logs = wait_for(
+        "the changed report in the log",
+        Duration::from_secs(20),
+        || {
+            let logs = exporter.logs();
+            (count_messages(&logs, JUDGED_MSG) >= 2).then_some(logs)
+        },
+    );
+    assert_change_lines(
+        &logs,
+        ACCOUNT,
+        &[
+            ("alice", "mfa_disabled", None, Some("true"), Some("false")),
+            (
+                "bob",
+                "access_key_created",
+                Some("1"),
+                None,
+                Some(made.bob_key.as_str()),
+            ),
+            (
+                "dave",
+                "user_deleted",
+                None,
+                Some(made.dave_created.as_str()),
+                None,
+            ),
+        ],
+    );
+    let (_, mut rows) = recent_changes(&get(&exporter.url("/")).text());
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("alice".into(), "mfa_disabled".into(), "".into()),
+            ("bob".into(), "access_key_created".into(), "1".into()),
+            ("dave".into(), "user_deleted".into(), "".into()),
+        ]
+    );
+
+    // Later refreshes of the same report add nothing.
+    let refreshes = series("iam_credentials_exporter_refreshes_total", "");
+    let seen = sample(&m, &refreshes).unwrap();
+    let m = wait_for("two more refreshes", Duration::from_secs(20), || {
+        let m = exporter.metrics();
+        (sample(&m, &refreshes).unwrap() >= seen + 2.0).then_some(m)
+    });
+    assert_eq!(change_counters(&m, ACCOUNT), expected, "{m}");
+    assert_eq!(count_messages(&exporter.logs(), CHANGE_MSG), 3);
+
+    eprintln!("--- counters after the changes in moto ---");
+    for l in lines_with(&m, "aws_iam_credential_changes_total{") {
+        eprintln!("{l}");
+    }
+    eprintln!("--- log lines ---");
+    for l in exporter
+        .logs()
+        .lines()
+        .filter(|l| l.contains(CHANGE_MSG) || l.contains(BASELINE_MSG) || l.contains(JUDGED_MSG))
+    {
+        eprintln!("{l}");
+    }
 }

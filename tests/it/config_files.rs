@@ -42,7 +42,7 @@ fn check(path: &Path, extra: &[&str]) -> (i32, String, String) {
 fn good_configs_are_accepted() {
     for path in fixtures(".ok.yml") {
         let text = std::fs::read_to_string(&path).unwrap();
-        if let Err(e) = config::parse(&text) {
+        if let Err(e) = config::parse(&text, chrono::Utc::now().date_naive()) {
             panic!("{}: {e}", path.display());
         }
         let (code, stdout, stderr) = check(&path, &[]);
@@ -59,7 +59,8 @@ fn bad_configs_are_refused_with_the_key_named() {
         let expected = std::fs::read_to_string(&expected_path)
             .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
         let expected = expected.trim_end();
-        let got = config::parse(&text).expect_err(path.to_str().unwrap());
+        let got = config::parse(&text, chrono::Utc::now().date_naive())
+            .expect_err(path.to_str().unwrap());
         assert_eq!(got.to_string(), expected, "{}", path.display());
         let (code, stdout, stderr) = check(&path, &[]);
         assert_eq!(code, 1, "{}: {stdout}", path.display());
@@ -95,7 +96,7 @@ fn flags_are_checked_with_the_file() {
 #[test]
 fn the_example_config_is_valid() {
     let path = repo().join("examples/config.yml");
-    let c = config::load(&path).unwrap();
+    let c = config::load(&path, chrono::Utc::now().date_naive()).unwrap();
     assert!(c.organization.is_some() && c.accounts.len() == 3);
     assert_eq!(check(&path, &[]).0, 0);
 }
@@ -124,7 +125,7 @@ fn every_helm_values_config_block_is_valid() {
         std::fs::write(&file, &text).unwrap();
         let (code, _, stderr) = check(&file, &[]);
         assert_eq!(code, 0, "{}: config: {stderr}\n{text}", path.display());
-        let parsed = config::parse(&text).unwrap();
+        let parsed = config::parse(&text, chrono::Utc::now().date_naive()).unwrap();
         if parsed != config::Config::default() {
             with_config += 1;
         }

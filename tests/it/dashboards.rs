@@ -5,8 +5,9 @@
 //! - they type-check with `tsc --strict` against npm's `@grafana/schema`, each panel also against
 //!   its own plugin's options;
 //! - every panel and variable query parses in a real Prometheus;
-//! - with that Prometheus scraping the real exporter on the bundled sample report, every query
-//!   returns data (except the few panels in [`LIVE_ONLY`]).
+//! - with that Prometheus scraping the real exporter on the bundled sample report, with a config
+//!   file holding one exception (so that the exception series exist), every query returns data
+//!   (except the few panels in [`LIVE_ONLY`]).
 //!
 //! Needs `tsc` (with `@grafana/schema` in its node_modules) and `prometheus` on PATH
 //! (`scripts/test` puts them there); a missing tool fails the test.
@@ -30,6 +31,48 @@ const LIVE_ONLY: [(&str, &str); 2] = [
     ("iam-credentials-overview", "Password policy"),
     ("iam-credentials-overview", "MFA devices in use"),
 ];
+
+/// The exporter-wide families of the exceptions: they carry no `account_id` (an exception is
+/// not an account's), so a query reading only these cannot filter on `$account_id` (it would
+/// select nothing), and must not.
+const EXPORTER_WIDE: [&str; 3] = [
+    "aws_iam_exception_info",
+    "aws_iam_exception_expiry_timestamp_seconds",
+    "aws_iam_exception_matches",
+];
+
+/// The metric names in a query that start with `aws_iam_`.
+fn aws_iam_families(expr: &str) -> BTreeSet<&str> {
+    let mut out = BTreeSet::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("aws_iam_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        // A label or a longer word that merely contains the prefix is not a metric name.
+        let preceded = rest[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !preceded {
+            out.insert(&tail[..end]);
+        }
+        rest = &tail[end..];
+    }
+    out
+}
+
+/// The config file the data test runs the exporter with: one exception, muting bob's
+/// console_user_without_mfa in the sample, ending 30 days from today (well within the one-year
+/// limit, and not expired whatever day the test runs).
+fn config_with_an_exception() -> String {
+    let expires = chrono::Utc::now().date_naive() + chrono::Days::new(30);
+    format!(
+        "exceptions:\n  - id: dashboard-test\n    checks: [console_user_without_mfa]\n    users: [bob]\n    \
+         reason: \"The dashboards' data test\"\n    owner: tests\n    expires: {expires}\n"
+    )
+}
 
 /// The datasource reference every panel and query uses.
 fn datasource_ref() -> Json {
@@ -283,8 +326,15 @@ fn dashboards_follow_the_conventions() {
                 if !expr.contains(r#"job=~"$job""#) {
                     bad(format!("panel {title:?}: `{expr}` ignores $job"));
                 }
-                if expr.contains("aws_iam_") && !expr.contains(r#"account_id=~"$account_id""#) {
+                let families = aws_iam_families(expr);
+                let per_account = families.iter().any(|f| !EXPORTER_WIDE.contains(f));
+                if per_account && !expr.contains(r#"account_id=~"$account_id""#) {
                     bad(format!("panel {title:?}: `{expr}` ignores $account_id"));
+                }
+                if !families.is_empty() && !per_account && expr.contains("account_id") {
+                    bad(format!(
+                        "panel {title:?}: `{expr}` filters exporter-wide series (no account_id) on the account"
+                    ));
                 }
             }
         }
@@ -479,13 +529,25 @@ fn every_query_returns_data_from_the_exporter() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("credential-report.csv");
     write_fresh_sample_report(&report);
-    let exporter = Exporter::start(&["--report.file", report.to_str().unwrap()]);
+    let config = dir.path().join("config.yml");
+    fs::write(&config, config_with_an_exception()).unwrap();
+    let exporter = Exporter::start(&[
+        "--report.file",
+        report.to_str().unwrap(),
+        "--config.file",
+        config.to_str().unwrap(),
+    ]);
     let prom = Prometheus::start(
         &[Scrape {
             job: "iam-credentials-exporter",
             target: exporter.addr,
         }],
         &[],
+    );
+    // The exception mutes a finding, so every exception panel has something to show.
+    prom.wait_for_data(
+        r#"aws_iam_exception_matches{job="iam-credentials-exporter",exception="dashboard-test"} == 1"#,
+        Duration::from_secs(30),
     );
     // Range functions (increase over counters) need a few scrapes.
     prom.wait_for_data(
@@ -537,6 +599,12 @@ fn substitution_replaces_every_variable_form() {
         Ok(r#"rate(x{job=~".+", account_id=~".+"}[1h])"#.to_owned())
     );
     assert!(substitute("x{a=~\"$nope\"}", &vars).is_err());
+    assert_eq!(
+        aws_iam_families(
+            r#"max by (exception) (aws_iam_exception_matches{job=~"$job"}) * on (x) aws_iam_users{x_aws_iam_y="1"}"#
+        ),
+        BTreeSet::from(["aws_iam_exception_matches", "aws_iam_users"])
+    );
     assert_eq!(
         label_values_to_promql(r#"label_values(aws_iam_users{job=~"$job"}, account_id)"#),
         Some(r#"group by (account_id) (aws_iam_users{job=~"$job"})"#.to_owned())

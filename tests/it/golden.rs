@@ -2,7 +2,9 @@
 //! `UPDATE_GOLDEN=1 cargo test --test it golden` to rewrite them after an intended change (and
 //! say so in CHANGELOG.md). Each golden file must pass `promtool check metrics`.
 use chrono::{DateTime, Utc};
-use iam_credential_report::account::{AccountSummary, FailureReason, LiveFacts, PasswordPolicy};
+use iam_credential_report::account::{
+    AccountSummary, FailureReason, LiveFacts, PasswordPolicy, UserDirectory, UserInfo,
+};
 use iam_credential_report::expose::{
     compose, render_build_info, render_live, render_refresh_stats, render_report, RefreshStats,
     RenderOptions,
@@ -43,6 +45,7 @@ fn exposition(
         Some("payments-prod"),
         live,
         assessment.root.as_ref(),
+        &[],
     );
     let build = render_build_info("0.0.0-test", "0000000");
     let stats = render_refresh_stats(&account, stats.unwrap_or(&RefreshStats::default()));
@@ -95,6 +98,24 @@ fn sample_csv() -> Vec<u8> {
     std::fs::read(repo().join("examples/credential-report.csv")).unwrap()
 }
 
+/// Paths and two tag keys (`--aws.user-tags=owner,cost-center`) for some of the sample's users:
+/// one lacks a tag, one has a value to escape.
+fn user_directory() -> UserDirectory {
+    let user = |name: &str, path: &str, tags: [&str; 2]| UserInfo {
+        name: name.into(),
+        path: path.into(),
+        tags: tags.map(String::from).to_vec(),
+    };
+    UserDirectory {
+        tag_keys: vec!["owner".into(), "cost-center".into()],
+        users: vec![
+            user("alice", "/engineering/", ["alice@example.com", "cc-1001"]),
+            user("bob", "/", ["team-payments", ""]),
+            user("deploy-bot", "/service/ci/", ["platform \"ci\"", "cc-2002"]),
+        ],
+    }
+}
+
 #[test]
 fn sample_report_with_live_facts_and_refresh_stats() {
     let live = LiveFacts {
@@ -114,6 +135,7 @@ fn sample_report_with_live_facts_and_refresh_stats() {
             require_lowercase: true,
         })),
         root_virtual_mfa: Some(true),
+        users: Some(std::sync::Arc::new(user_directory())),
         failures: vec![],
     };
     let mut stats = RefreshStats {

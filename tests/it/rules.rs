@@ -1,9 +1,16 @@
 //! The alerting rules in `prometheus/alerts.yml`: `promtool check rules` and `promtool test
 //! rules` pass; every alert follows the conventions (name, severity, annotations, a runbook
 //! entry) and is unit-tested both firing and quiet; every check is named in the runbook, in
-//! the entry of the alert it raises or among the checks without one; and, loaded into a real
-//! Prometheus scraping the exporter on the bundled sample report, the rules evaluate without
-//! error and raise exactly the alerts the sample's findings call for, naming the right users.
+//! the entry of the alert it raises or among the checks without one; every change alert reads
+//! a change the exporter counts and points at the log line that names the user; and, loaded
+//! into a real Prometheus scraping the exporter on the bundled sample report, the rules
+//! evaluate without error and raise exactly the alerts the sample's findings call for, naming
+//! the right users, and no change alert (one report is a baseline, every change at 0) and no
+//! exception alert (no exceptions configured). Every exception alert reads the exporter-wide
+//! exception series, merged over replicas and never for an expired exception, names the
+//! exception and its owner, and has a runbook entry that says how to see the exception; and
+//! with exceptions in the exporter's config file, a muted finding raises no alert while an
+//! exception ending within 14 days does, and one that mutes nothing goes pending.
 //!
 //! Needs `promtool` and `prometheus` on PATH (`scripts/test` puts them there); a missing tool
 //! fails the test.
@@ -13,6 +20,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use iam_credential_report::diff::Change;
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
 
@@ -25,13 +33,41 @@ const RUNBOOK_URL: &str =
     "https://github.com/iam-credentials-exporter/iam-credentials-exporter/blob/main/docs/runbook.md";
 
 /// The alerts that page as `critical`; every other alert is `warning` or `info`.
-const CRITICAL: [&str; 2] = [
+const CRITICAL: [&str; 3] = [
     "IamCredentialsRootMfaDisabled",
     "IamCredentialsRootAccessKeyPresent",
+    "IamCredentialsRootUsed",
 ];
+
+/// The counter of change events between consecutive reports.
+const CHANGES_COUNTER: &str = "aws_iam_credential_changes_total";
+
+/// The alerts on change events, and the `change` each one fires on. The counter names no user:
+/// each alert's description and runbook entry point at the exporter's log line instead.
+const CHANGE_ALERTS: [(&str, &str); 3] = [
+    ("IamCredentialsMfaDisabled", "mfa_disabled"),
+    ("IamCredentialsRootUsed", "root_used"),
+    ("IamCredentialsAccessKeyCreated", "access_key_created"),
+];
+
+/// The message of the exporter's log line for each change event.
+const CHANGE_LOG_MSG: &str = r#"msg="Credential change""#;
 
 /// The one alert allowed to select the exporter's scrape job.
 const JOB_ALERT: &str = "IamCredentialsExporterDown";
+
+/// The alerts on the exceptions of the exporter's config file. They read exporter-wide series
+/// (no `account_id`): their descriptions name the exception and its owner instead.
+const EXCEPTION_ALERTS: [&str; 2] = [
+    "IamCredentialsExceptionExpiring",
+    "IamCredentialsExceptionStale",
+];
+
+/// The prefix of the exporter-wide exception families.
+const EXCEPTION_FAMILIES: &str = "aws_iam_exception_";
+
+/// The runbook's section on exceptions in general.
+const EXCEPTIONS_HEADING: &str = "Exceptions";
 
 /// Every `check` label value the exporter exports in `aws_iam_check_failures`: the report's
 /// checks, then those judged from live AWS only ([`LIVE_CHECKS`]). The runbook names each.
@@ -244,9 +280,9 @@ fn every_alert_follows_the_conventions() {
             bad("not CamelCase with the IamCredentials prefix".into());
         }
         match a.labels.get("severity").map(String::as_str) {
-            Some("critical") if !CRITICAL.contains(&n.as_str()) => {
-                bad("critical, but only root MFA and root access keys are".into())
-            }
+            Some("critical") if !CRITICAL.contains(&n.as_str()) => bad(format!(
+                "critical, but only {CRITICAL:?} are (root MFA, root access keys, root used)"
+            )),
             Some("warning" | "info") if CRITICAL.contains(&n.as_str()) => {
                 bad("must be critical".into())
             }
@@ -276,7 +312,15 @@ fn every_alert_follows_the_conventions() {
             .get("description")
             .cloned()
             .unwrap_or_default();
-        if n != JOB_ALERT && !description.contains("{{ $labels.account_id }}") {
+        if EXCEPTION_ALERTS.contains(&n.as_str()) {
+            for label in ["exception", "owner"] {
+                if !description.contains(&format!("{{{{ $labels.{label} }}}}")) {
+                    bad(format!(
+                        "description does not name {{{{ $labels.{label} }}}}"
+                    ));
+                }
+            }
+        } else if n != JOB_ALERT && !description.contains("{{ $labels.account_id }}") {
             bad("description does not name {{ $labels.account_id }}".into());
         }
         let per_user =
@@ -383,6 +427,168 @@ fn every_check_is_in_the_runbook() {
                 "docs/runbook.md: no `## {section}` section (for `{c}`)"
             )),
         }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_change_alert_fires_on_a_change_the_exporter_counts() {
+    let (_, alerts) = parse_rules();
+    let sections = runbook_sections();
+    let counted: BTreeSet<&str> = iam_credential_report::diff::Change::ALL
+        .iter()
+        .map(|c| c.name())
+        .collect();
+    let mut problems = Vec::new();
+    for (alert, change) in CHANGE_ALERTS {
+        let Some(a) = alerts.iter().find(|a| a.name == alert) else {
+            problems.push(format!("CHANGE_ALERTS names {alert}, which does not exist"));
+            continue;
+        };
+        let mut bad = |what: String| problems.push(format!("{alert}: {what}"));
+        if !counted.contains(change) {
+            bad(format!(
+                "fires on change {change:?}, which the exporter does not count ({counted:?})"
+            ));
+        }
+        // increase(), not the counter's value: a restarted exporter starts again at 0, and
+        // counts from before the window are not news.
+        let selector = format!(r#"increase({CHANGES_COUNTER}{{change="{change}"}}["#);
+        if !a.expr.contains(&selector) {
+            bad(format!("expr `{}` does not read `{selector}...`", a.expr));
+        }
+        let description = a
+            .annotations
+            .get("description")
+            .cloned()
+            .unwrap_or_default();
+        for needle in [CHANGE_LOG_MSG.to_owned(), format!("change={change}")] {
+            if !description.contains(&needle) {
+                bad(format!(
+                    "description does not point at the log line ({needle}) that names the user"
+                ));
+            }
+        }
+        match sections.get(alert) {
+            Some(text) => {
+                for needle in [
+                    CHANGE_LOG_MSG.to_owned(),
+                    format!("change={change}"),
+                    "--storage.path".to_owned(),
+                    "iam-credentials-exporter diff".to_owned(),
+                    "Recent changes".to_owned(),
+                ] {
+                    if !text.contains(&needle) {
+                        bad(format!("the runbook entry does not mention {needle}"));
+                    }
+                }
+            }
+            None => bad("no runbook entry".into()),
+        }
+    }
+    for a in alerts.iter().filter(|a| a.expr.contains(CHANGES_COUNTER)) {
+        if !CHANGE_ALERTS.iter().any(|(n, _)| *n == a.name) {
+            problems.push(format!(
+                "{}: reads {CHANGES_COUNTER} but is not in CHANGE_ALERTS",
+                a.name
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_exception_alert_reads_the_exception_series() {
+    let (groups, alerts) = parse_rules();
+    let sections = runbook_sections();
+    let mut problems = Vec::new();
+    if !groups.iter().any(|g| g == "iam-credentials-exceptions") {
+        problems.push(format!("no group iam-credentials-exceptions in {groups:?}"));
+    }
+    for alert in EXCEPTION_ALERTS {
+        let Some(a) = alerts.iter().find(|a| a.name == alert) else {
+            problems.push(format!(
+                "EXCEPTION_ALERTS names {alert}, which does not exist"
+            ));
+            continue;
+        };
+        let mut bad = |what: String| problems.push(format!("{alert}: {what}"));
+        if !a.expr.contains(EXCEPTION_FAMILIES) {
+            bad(format!("expr does not read {EXCEPTION_FAMILIES}*"));
+        }
+        // Every exporter (every shard) of a deployment exports every exception: merged, they
+        // raise one alert, and matches in any shard count.
+        if a.expr.matches(EXCEPTION_FAMILIES).count()
+            != a.expr.matches("max without (instance, pod) (").count()
+        {
+            bad("reads an exception series not merged `max without (instance, pod)`".into());
+        }
+        // An expired exception is neither expiring nor stale: it mutes nothing, and the log
+        // warns about it.
+        if !a
+            .expr
+            .contains("aws_iam_exception_expiry_timestamp_seconds) > time()")
+        {
+            bad("does not leave out expired exceptions (expiry > time())".into());
+        }
+        if a.labels.get("severity").map(String::as_str) != Some("info") {
+            bad(format!(
+                "severity {:?}: an exception is a review for its owner (info)",
+                a.labels.get("severity")
+            ));
+        }
+        match sections.get(alert) {
+            Some(text) => {
+                for needle in [
+                    "--config.check",
+                    "check --config.file",
+                    "\"Exceptions\"",
+                    "aws_iam_exception_matches",
+                    "reason",
+                    "remove",
+                ] {
+                    if !text.contains(needle) {
+                        bad(format!("the runbook entry does not mention {needle}"));
+                    }
+                }
+            }
+            None => bad("no runbook entry".into()),
+        }
+    }
+    for a in alerts
+        .iter()
+        .filter(|a| a.expr.contains(EXCEPTION_FAMILIES))
+    {
+        if !EXCEPTION_ALERTS.contains(&a.name.as_str()) {
+            problems.push(format!(
+                "{}: reads {EXCEPTION_FAMILIES}* but is not in EXCEPTION_ALERTS",
+                a.name
+            ));
+        }
+    }
+    // How a muted finding shows, in general.
+    match sections.get(EXCEPTIONS_HEADING) {
+        Some(text) => {
+            for needle in [
+                "aws_iam_check_muted",
+                "aws_iam_user_check_muted",
+                "aws_iam_check_failures",
+                "aws_iam_exception_info",
+                "aws_iam_exception_expiry_timestamp_seconds",
+                "--config.check",
+                "check --config.file",
+                "/-/reload",
+            ] {
+                if !text.contains(needle) {
+                    problems.push(format!(
+                        "docs/runbook.md: `## {EXCEPTIONS_HEADING}` does not mention {needle}"
+                    ));
+                }
+            }
+        }
+        None => problems.push(format!(
+            "docs/runbook.md: no `## {EXCEPTIONS_HEADING}` section"
+        )),
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
@@ -544,6 +750,76 @@ fn rules_evaluate_against_the_exporter_on_the_sample_report() {
         }
     }
 
+    // One report: a baseline, no change events. Every change's counter is there at 0, and
+    // once increase() has two samples of each, no change alert's expression returns anything
+    // (checked on the expressions themselves, not only on the alerts, so that it does not
+    // depend on when the rules last ran).
+    let changes = Change::ALL.len();
+    prom.wait_for_data(
+        &format!(
+            r#"count(increase({CHANGES_COUNTER}{{job="iam-credentials-exporter"}}[1h]) == 0) == {changes}"#
+        ),
+        Duration::from_secs(30),
+    );
+    let counters: BTreeMap<String, String> = prom
+        .query(CHANGES_COUNTER)
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                label(s, "change"),
+                s["value"][1].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let want: BTreeMap<String, String> = Change::ALL
+        .iter()
+        .map(|c| (c.name().to_owned(), "0".to_owned()))
+        .collect();
+    assert_eq!(
+        counters, want,
+        "the first report is a baseline: every change counted at 0"
+    );
+    let (_, alerts) = parse_rules();
+    for (name, _) in CHANGE_ALERTS {
+        let a = alerts.iter().find(|a| a.name == name).expect(name);
+        let r = prom.query(&a.expr).unwrap();
+        assert!(
+            r.is_empty(),
+            "{name} would fire on a single report without changes: `{}` gives {r:?}",
+            a.expr
+        );
+    }
+
+    // No exceptions configured: no exception series, nothing muted, no exception alert (checked
+    // on the expressions too).
+    let exception_series = prom
+        .query(&format!(r#"{{__name__=~"{EXCEPTION_FAMILIES}.*"}}"#))
+        .unwrap();
+    assert!(
+        exception_series.is_empty(),
+        "exception series without exceptions: {exception_series:?}"
+    );
+    let muted = prom.query("aws_iam_check_muted").unwrap();
+    assert_eq!(
+        muted.len(),
+        exported.len(),
+        "aws_iam_check_muted is present for every judged check: {muted:?}"
+    );
+    assert!(
+        muted.iter().all(|s| s["value"][1] == "0"),
+        "nothing is muted without exceptions: {muted:?}"
+    );
+    for name in EXCEPTION_ALERTS {
+        let a = alerts.iter().find(|a| a.name == name).expect(name);
+        let r = prom.query(&a.expr).unwrap();
+        assert!(
+            r.is_empty(),
+            "{name} would fire without exceptions: `{}` gives {r:?}",
+            a.expr
+        );
+    }
+
     // Rules run every second; give a slow machine a minute before showing the difference.
     let deadline = Instant::now() + Duration::from_secs(60);
     let got = loop {
@@ -553,6 +829,14 @@ fn rules_evaluate_against_the_exporter_on_the_sample_report() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
+    let changed: Vec<&(String, Option<String>)> = got
+        .iter()
+        .filter(|(a, _)| CHANGE_ALERTS.iter().any(|(n, _)| n == a))
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "change alerts are active on a single report, which has no changes: {changed:?}"
+    );
     assert!(
         got == expected,
         "active alerts differ from the sample's findings\nmissing: {:?}\nunexpected: {:?}\n--- rules ---\n{}",
@@ -586,4 +870,185 @@ fn rules_evaluate_against_the_exporter_on_the_sample_report() {
         problems.join("\n"),
         prom.logs()
     );
+}
+
+/// (alert name, `exception` label, state) of the exception alerts that are pending or firing,
+/// with each one's description.
+fn exception_alerts(prom: &Prometheus) -> BTreeMap<(String, String, String), String> {
+    let v = prom.api("/api/v1/alerts");
+    v["data"]["alerts"]
+        .as_array()
+        .expect("data.alerts")
+        .iter()
+        .filter(|a| {
+            EXCEPTION_ALERTS.contains(&a["labels"]["alertname"].as_str().unwrap_or_default())
+        })
+        .map(|a| {
+            (
+                (
+                    a["labels"]["alertname"].as_str().unwrap().to_owned(),
+                    a["labels"]["exception"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    a["state"].as_str().unwrap_or_default().to_owned(),
+                ),
+                a["annotations"]["description"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_muted_finding_raises_no_alert_and_exceptions_raise_their_own() {
+    // The exporter on the fresh sample with three exceptions, dated from today: bob-mfa mutes
+    // bob's two MFA findings and ends in 5 days; nobody names a user the report does not have
+    // and ends in 60 days; carol-password ended yesterday (no error: it mutes nothing, and
+    // carol's finding counts again).
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("credential-report.csv");
+    write_fresh_sample_report(&report);
+    let today = chrono::Utc::now().date_naive();
+    let soon = today + chrono::Days::new(5);
+    let config = dir.path().join("config.yml");
+    fs::write(
+        &config,
+        format!(
+            "exceptions:
+  - id: bob-mfa
+    checks: [console_user_without_mfa, user_without_mfa]
+    users: [bob]
+    reason: The token is on order
+    owner: security-team
+    expires: {soon}
+  - id: nobody
+    checks: [access_key_not_rotated]
+    users: [nobody]
+    reason: A typo in the user name
+    owner: platform
+    expires: {later}
+  - id: carol-password
+    checks: [unused_password]
+    users: [carol]
+    reason: Ended yesterday
+    owner: payments
+    expires: {past}
+",
+            later = today + chrono::Days::new(60),
+            past = today - chrono::Days::new(1),
+        ),
+    )
+    .unwrap();
+    let exporter = Exporter::start(&[
+        "--report.file",
+        report.to_str().unwrap(),
+        "--config.file",
+        config.to_str().unwrap(),
+    ]);
+    let prom = Prometheus::start(
+        &[Scrape {
+            job: "iam-credentials-exporter",
+            target: exporter.addr,
+        }],
+        &[rules_file()],
+    );
+    prom.wait_for_data(
+        r#"aws_iam_exception_matches{job="iam-credentials-exporter",exception="bob-mfa"} == 2"#,
+        Duration::from_secs(30),
+    );
+
+    // The finding alerts the exporter's series call for: bob's muted findings are not among
+    // them, carol's (whose exception ended) is.
+    let mut expected = BTreeSet::new();
+    for (check, alert) in ALERT_FOR_CHECK {
+        if LIVE_CHECKS.contains(&check) {
+            continue;
+        }
+        if check.starts_with("root_") {
+            if !prom
+                .query(&format!(r#"aws_iam_check_failures{{check="{check}"}} > 0"#))
+                .unwrap()
+                .is_empty()
+            {
+                expected.insert((alert.to_owned(), None));
+            }
+            continue;
+        }
+        for s in prom
+            .query(&format!(
+                r#"aws_iam_user_check_failed{{check="{check}"}} == 1"#
+            ))
+            .unwrap()
+        {
+            expected.insert((alert.to_owned(), Some(label(&s, "user"))));
+        }
+    }
+    let mfa = (
+        "IamCredentialsConsoleUserWithoutMfa".to_owned(),
+        Some("bob".to_owned()),
+    );
+    assert!(
+        !expected.contains(&mfa),
+        "bob's finding is muted: {expected:?}"
+    );
+    for want in [
+        (
+            "IamCredentialsConsoleUserWithoutMfa".to_owned(),
+            Some("frank".to_owned()),
+        ),
+        (
+            "IamCredentialsUnusedPassword".to_owned(),
+            Some("carol".to_owned()),
+        ),
+    ] {
+        assert!(expected.contains(&want), "{want:?} not in {expected:?}");
+    }
+
+    // bob-mfa fires at once (for: 0m); nobody is pending (stale, for: 1h); carol-password,
+    // expired, is neither.
+    let want_exceptions: BTreeSet<(String, String, String)> = [
+        ("IamCredentialsExceptionExpiring", "bob-mfa", "firing"),
+        ("IamCredentialsExceptionStale", "nobody", "pending"),
+    ]
+    .iter()
+    .map(|(a, e, s)| ((*a).to_owned(), (*e).to_owned(), (*s).to_owned()))
+    .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (got, got_exceptions) = loop {
+        let got: BTreeSet<(String, Option<String>)> = active_alerts(&prom)
+            .into_iter()
+            .filter(|(a, _)| !EXCEPTION_ALERTS.contains(&a.as_str()))
+            .collect();
+        let ex = exception_alerts(&prom);
+        let keys: BTreeSet<(String, String, String)> = ex.keys().cloned().collect();
+        if (got == expected && keys == want_exceptions) || Instant::now() > deadline {
+            break (got, ex);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        got == expected,
+        "finding alerts differ from the unmuted findings\nmissing: {:?}\nunexpected: {:?}",
+        expected.difference(&got).collect::<Vec<_>>(),
+        got.difference(&expected).collect::<Vec<_>>(),
+    );
+    let keys: BTreeSet<(String, String, String)> = got_exceptions.keys().cloned().collect();
+    assert_eq!(keys, want_exceptions, "{got_exceptions:?}");
+    // The description names the exception, its owner and when it stops muting: the midnight
+    // UTC after its expires day.
+    let description = &got_exceptions[&(
+        "IamCredentialsExceptionExpiring".to_owned(),
+        "bob-mfa".to_owned(),
+        "firing".to_owned(),
+    )];
+    let end = format!("{} 00:00:00 +0000 UTC", soon + chrono::Days::new(1));
+    for needle in ["bob-mfa", "security-team", end.as_str()] {
+        assert!(
+            description.contains(needle),
+            "{needle:?} not in {description:?}"
+        );
+    }
 }

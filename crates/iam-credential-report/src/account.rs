@@ -2,6 +2,7 @@
 //! (not subject to the report's 4-hour cache), and why a refresh failed (a bounded reason for
 //! metrics, a message for the log).
 
+use std::sync::Arc;
 use strum::{EnumCount, IntoStaticStr, VariantArray};
 
 /// Why a refresh failed: the bounded `reason` label of
@@ -121,8 +122,36 @@ pub struct LiveFacts {
     /// `ListVirtualMFADevices` (assigned devices): whether one of them is assigned to the
     /// root user, i.e. root's MFA is virtual rather than hardware. `None` when not read.
     pub root_virtual_mfa: Option<bool>,
+    /// The IAM users' paths and tags (GetAccountAuthorizationDetails), read only when tag
+    /// keys are configured (`aws.user_tags`) and per-user series are on. `None` when not read
+    /// (or the last good read is too old to keep); it may be older than this round, since
+    /// tags change rarely and the source re-reads them at most hourly.
+    /// Shared, not copied, wherever the facts are cloned (a directory can hold 5,000 users).
+    pub users: Option<Arc<UserDirectory>>,
     /// Calls that failed this round: (API name, reason).
     pub failures: Vec<(&'static str, FailureReason)>,
+}
+
+/// IAM users with their path and the values of the configured tag keys, for
+/// `aws_iam_user_info`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserDirectory {
+    /// The tag keys read, as configured (each becomes a `tag_...` label).
+    pub tag_keys: Vec<String>,
+    /// The users, in the order IAM listed them.
+    pub users: Vec<UserInfo>,
+}
+
+/// One IAM user's path and tags.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserInfo {
+    /// The user name.
+    pub name: String,
+    /// The user's path (`/` unless set, e.g. `/engineering/`).
+    pub path: String,
+    /// The value of each of [`UserDirectory::tag_keys`], in that order; empty when the user
+    /// lacks the tag (or its value is empty).
+    pub tags: Vec<String>,
 }
 
 #[cfg(test)]

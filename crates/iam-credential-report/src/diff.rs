@@ -147,6 +147,9 @@ impl UserDigest {
 /// What the comparison keeps of a report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Digest {
+    /// The account the report's ARNs name: reports of two accounts are not compared.
+    #[serde(default)]
+    pub account_id: Option<String>,
     /// One entry per row, in report order.
     pub users: Vec<UserDigest>,
 }
@@ -155,6 +158,7 @@ impl Digest {
     /// The digest of a parsed report.
     pub fn of(report: &CredentialReport) -> Digest {
         Digest {
+            account_id: report.account_id.clone(),
             users: report.rows.iter().map(UserDigest::of).collect(),
         }
     }
@@ -187,6 +191,77 @@ fn flag(b: bool) -> Option<String> {
 
 fn state(active: bool) -> Option<String> {
     Some(if active { "active" } else { "inactive" }.to_owned())
+}
+
+/// What happened to a user's keys.
+enum KeyChange {
+    Created {
+        slot: u8,
+        before: Option<String>,
+        after: Option<String>,
+    },
+    Deleted {
+        slot: u8,
+        before: Option<String>,
+    },
+    Toggled {
+        slot: u8,
+        active: bool,
+    },
+}
+
+/// A user's key changes. The same key is the same `last_rotated`, whatever its slot: AWS lists
+/// a user's keys in the report's two slots in order, so deleting the first key moves the
+/// second into slot 1, which is one deletion, not a deletion and a creation. Keys without a
+/// date are matched by slot. A slot whose key was replaced (its old key gone, a new one in
+/// it) is one `access_key_created`.
+fn key_changes(old: &[KeyDigest; 2], new: &[KeyDigest; 2]) -> Vec<KeyChange> {
+    let mut old_left: Vec<Option<(u8, &KeyDigest)>> = old
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| k.exists)
+        .map(|(i, k)| Some((i as u8 + 1, k)))
+        .collect();
+    let mut out = Vec::new();
+    let mut created: Vec<(u8, &KeyDigest)> = Vec::new();
+    for (i, nk) in new.iter().enumerate().filter(|(_, k)| k.exists) {
+        let slot = i as u8 + 1;
+        let same = old_left.iter_mut().find(|o| {
+            o.is_some_and(|(os, ok)| match (ok.last_rotated, nk.last_rotated) {
+                (Some(a), Some(b)) => a == b,
+                (None, None) => os == slot,
+                _ => false,
+            })
+        });
+        match same.and_then(Option::take) {
+            Some((_, ok)) if ok.active != nk.active => out.push(KeyChange::Toggled {
+                slot,
+                active: nk.active,
+            }),
+            Some(_) => {}
+            None => created.push((slot, nk)),
+        }
+    }
+    let key_time = |k: &KeyDigest| time(k.last_rotated).or_else(|| state(k.active));
+    for (slot, nk) in created {
+        // The old key that left this very slot was replaced: one event, with both dates.
+        let replaced = old_left
+            .iter_mut()
+            .find(|o| o.is_some_and(|(os, _)| os == slot))
+            .and_then(Option::take);
+        out.push(KeyChange::Created {
+            slot,
+            before: replaced.and_then(|(_, ok)| time(ok.last_rotated)),
+            after: key_time(nk),
+        });
+    }
+    for (slot, ok) in old_left.into_iter().flatten() {
+        out.push(KeyChange::Deleted {
+            slot,
+            before: key_time(ok),
+        });
+    }
+    out
 }
 
 /// The events that turn `old` into `new`: users present in `new` in its order, then the users
@@ -242,34 +317,26 @@ pub fn diff(old: &Digest, new: &Digest) -> Vec<Event> {
             }
             _ => {}
         }
-        for (i, (ok, nk)) in o.keys.iter().zip(&n.keys).enumerate() {
-            let slot = Some(i as u8 + 1);
-            let replaced = ok.exists
-                && nk.exists
-                && nk.last_rotated.is_some()
-                && ok.last_rotated != nk.last_rotated;
-            if (!ok.exists && nk.exists) || replaced {
-                out.push(event(
-                    Change::AccessKeyCreated,
+        for k in key_changes(&o.keys, &n.keys) {
+            let change = match k {
+                KeyChange::Created {
                     slot,
-                    time(ok.last_rotated).filter(|_| ok.exists),
-                    time(nk.last_rotated).or_else(|| state(nk.active)),
-                ));
-            } else if ok.exists && !nk.exists {
-                out.push(event(
-                    Change::AccessKeyDeleted,
-                    slot,
-                    time(ok.last_rotated).or_else(|| state(ok.active)),
-                    None,
-                ));
-            } else if ok.exists && nk.exists && ok.active != nk.active {
-                let change = if nk.active {
-                    Change::AccessKeyActivated
-                } else {
-                    Change::AccessKeyDeactivated
-                };
-                out.push(event(change, slot, state(ok.active), state(nk.active)));
-            }
+                    before,
+                    after,
+                } => event(Change::AccessKeyCreated, Some(slot), before, after),
+                KeyChange::Deleted { slot, before } => {
+                    event(Change::AccessKeyDeleted, Some(slot), before, None)
+                }
+                KeyChange::Toggled { slot, active } => {
+                    let change = if active {
+                        Change::AccessKeyActivated
+                    } else {
+                        Change::AccessKeyDeactivated
+                    };
+                    event(change, Some(slot), state(!active), state(active))
+                }
+            };
+            out.push(change);
         }
         if n.is_root() {
             if let Some(used) = n.last_used {
@@ -340,10 +407,19 @@ mod tests {
     }
 
     fn changes(old: Vec<UserDigest>, new: Vec<UserDigest>) -> Vec<(Change, String, Option<u8>)> {
-        diff(&Digest { users: old }, &Digest { users: new })
-            .into_iter()
-            .map(|e| (e.change, e.user, e.slot))
-            .collect()
+        diff(
+            &Digest {
+                users: old,
+                ..Digest::default()
+            },
+            &Digest {
+                users: new,
+                ..Digest::default()
+            },
+        )
+        .into_iter()
+        .map(|e| (e.change, e.user, e.slot))
+        .collect()
     }
 
     fn one(change: Change, user: &str, slot: Option<u8>) -> Vec<(Change, String, Option<u8>)> {
@@ -379,8 +455,12 @@ mod tests {
         let events = diff(
             &Digest {
                 users: vec![user("alice")],
+                ..Digest::default()
             },
-            &Digest { users: vec![again] },
+            &Digest {
+                users: vec![again],
+                ..Digest::default()
+            },
         );
         let kinds: Vec<Change> = events.iter().map(|e| e.change).collect();
         assert_eq!(kinds, [Change::UserCreated, Change::UserDeleted]);
@@ -421,9 +501,11 @@ mod tests {
         let events = diff(
             &Digest {
                 users: vec![user("alice")],
+                ..Digest::default()
             },
             &Digest {
                 users: vec![changed],
+                ..Digest::default()
             },
         );
         assert_eq!(events.len(), 1);
@@ -470,9 +552,11 @@ mod tests {
         let events = diff(
             &Digest {
                 users: vec![user("alice")],
+                ..Digest::default()
             },
             &Digest {
                 users: vec![rotated],
+                ..Digest::default()
             },
         );
         assert_eq!(events.len(), 1);
@@ -489,15 +573,63 @@ mod tests {
     }
 
     #[test]
+    fn a_key_that_moves_to_the_other_slot_is_the_same_key() {
+        // Two keys; the first is deleted and AWS lists the second in slot 1.
+        let mut two = user("alice");
+        two.keys[1] = key(true, "2026-01-01T00:00:00Z");
+        let mut moved = user("alice");
+        moved.keys = [key(true, "2026-01-01T00:00:00Z"), KeyDigest::default()];
+        let events = diff(
+            &Digest {
+                users: vec![two.clone()],
+                ..Digest::default()
+            },
+            &Digest {
+                users: vec![moved.clone()],
+                ..Digest::default()
+            },
+        );
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].change, Change::AccessKeyDeleted);
+        assert_eq!(events[0].slot, Some(1));
+        assert_eq!(events[0].before.as_deref(), Some("2025-06-01T00:00:00Z"));
+        // Moved and deactivated: one deactivation, in the slot it now has.
+        let mut moved_off = moved.clone();
+        moved_off.keys[0].active = false;
+        let kinds: Vec<(Change, Option<u8>)> = diff(
+            &Digest {
+                users: vec![two],
+                ..Digest::default()
+            },
+            &Digest {
+                users: vec![moved_off],
+                ..Digest::default()
+            },
+        )
+        .into_iter()
+        .map(|e| (e.change, e.slot))
+        .collect();
+        assert_eq!(
+            kinds,
+            [
+                (Change::AccessKeyDeactivated, Some(1)),
+                (Change::AccessKeyDeleted, Some(1))
+            ]
+        );
+    }
+
+    #[test]
     fn root_use_moving_forward_is_root_used() {
         let mut used = root();
         used.last_used = at("2026-06-01T00:00:00Z");
         let events = diff(
             &Digest {
                 users: vec![root()],
+                ..Digest::default()
             },
             &Digest {
                 users: vec![used.clone()],
+                ..Digest::default()
             },
         );
         assert_eq!(events.len(), 1);
@@ -559,6 +691,7 @@ mod tests {
     fn digests_round_trip_through_json() {
         let d = Digest {
             users: vec![root(), user("alice")],
+            ..Digest::default()
         };
         let text = serde_json::to_string(&d).unwrap();
         assert_eq!(serde_json::from_str::<Digest>(&text).unwrap(), d);

@@ -16,6 +16,7 @@
 
 use crate::account::{AccountSummary, LiveFacts, PasswordPolicy};
 use crate::catalogue::{Entry, CATALOGUE};
+use crate::exceptions::{covering, Account as ExceptionAccount, Exception};
 use crate::report::{AccessKey, CredentialReport, Stamp, UserRow};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -197,6 +198,21 @@ pub fn root_credentials_present(
     root.map(|r| r.credentials_present || summary.is_some_and(|s| s.root_access_keys_present))
 }
 
+/// The account checks that fail and that an exception active at `now` mutes, with the
+/// exception's position: `judge_account`'s failures, filtered.
+pub fn muted_account_checks(
+    verdicts: &[(AccountCheck, bool)],
+    exceptions: &[Exception],
+    account: &ExceptionAccount<'_>,
+    now: DateTime<Utc>,
+) -> Vec<(AccountCheck, usize)> {
+    verdicts
+        .iter()
+        .filter(|(_, fails)| *fails)
+        .filter_map(|&(c, _)| covering(exceptions, now, account, c.name(), None).map(|i| (c, i)))
+        .collect()
+}
+
 /// Judges the account checks whose live calls were answered: `(check, fails)` for each, in
 /// [`AccountCheck::ALL`] order. `root` is what the last good report says of root.
 pub fn judge_account(live: &LiveFacts, root: Option<&RootFacts>) -> Vec<(AccountCheck, bool)> {
@@ -261,6 +277,15 @@ pub struct Finding {
     pub since: Option<DateTime<Utc>>,
 }
 
+/// A finding an exception mutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MutedFinding {
+    /// The finding.
+    pub finding: Finding,
+    /// The exception that mutes it, by its position in the list.
+    pub exception: usize,
+}
+
 /// What the report's root row says about the root user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RootFacts {
@@ -293,6 +318,12 @@ pub struct Assessment {
     /// The root user, when the report has its row; without one the root checks are not
     /// judged (unknown, not passing).
     pub root: Option<RootFacts>,
+    /// Findings an active exception covers: out of `findings` and the counts.
+    pub muted: Vec<MutedFinding>,
+    /// Muted findings per check, indexed like [`Check::ALL`].
+    muted_counts: [u64; Check::VARIANTS.len()],
+    /// The ids of the exceptions [`MutedFinding::exception`] points into.
+    pub exception_ids: Vec<String>,
     /// Failures per check, indexed like [`Check::ALL`].
     counts: [u64; Check::VARIANTS.len()],
 }
@@ -301,6 +332,41 @@ impl Assessment {
     /// How many users (or keys, for key checks) fail `check`.
     pub fn count(&self, check: Check) -> u64 {
         self.counts[check.index()]
+    }
+
+    /// How many users (or keys) failing `check` an exception mutes.
+    pub fn muted_count(&self, check: Check) -> u64 {
+        self.muted_counts[check.index()]
+    }
+
+    /// Moves each finding an exception active at `now` covers (the first in the list names
+    /// it) from the findings to [`Assessment::muted`].
+    pub fn mute(
+        &mut self,
+        report: &CredentialReport,
+        exceptions: &[Exception],
+        account: &ExceptionAccount<'_>,
+        now: DateTime<Utc>,
+    ) {
+        if exceptions.is_empty() {
+            return;
+        }
+        self.exception_ids = exceptions.iter().map(|e| e.id.clone()).collect();
+        let findings = std::mem::take(&mut self.findings);
+        for f in findings {
+            let user = report.rows[f.row].user.as_str();
+            match covering(exceptions, now, account, f.check.name(), Some(user)) {
+                Some(i) => {
+                    self.counts[f.check.index()] -= 1;
+                    self.muted_counts[f.check.index()] += 1;
+                    self.muted.push(MutedFinding {
+                        finding: f,
+                        exception: i,
+                    });
+                }
+                None => self.findings.push(f),
+            }
+        }
     }
 
     /// Whether `check` was judged: every check is, but the root checks only when the report

@@ -16,6 +16,8 @@
 //!   root's MFA kind) and whether the report can be vouched for.
 //! - [`diff`]: what changed between two reports of an account, as change events, and the
 //!   digest of a report that the comparison needs (small enough to keep and to store).
+//! - [`exceptions`]: findings accepted on purpose, with reason, owner and expiry: which
+//!   exception mutes a finding at a given time.
 //! - [`expose`]: the metrics contract (every family's name, type and help) and the rendering
 //!   of verdicts and facts into exposition text.
 //! - `synthetic` (feature `synthetic`): generated reports for benchmarks and property tests.
@@ -25,6 +27,7 @@ pub mod account;
 pub mod arn;
 pub mod catalogue;
 pub mod diff;
+pub mod exceptions;
 pub mod expose;
 pub mod judge;
 pub mod report;

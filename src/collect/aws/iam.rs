@@ -1,6 +1,7 @@
 //! The IAM source: one account's credential report and live facts, read from IAM.
 
 use super::retry::{invalid, Api, Caller, Failure, RetryCause, Verdict};
+use super::users::{self, Directory, UserTagsHandle};
 use super::{AwsEnv, AwsSettings};
 use crate::collect::{BoxFuture, Fetched, ReportSource, SourceError};
 use aws_sdk_iam::operation::get_account_summary::GetAccountSummaryOutput;
@@ -19,6 +20,8 @@ pub const MAX_REGENERATIONS: u32 = 2;
 pub struct AwsSource {
     client: aws_sdk_iam::Client,
     caller: Caller,
+    /// The users' paths and tags: which to read, and the last good read.
+    users: Directory,
 }
 
 impl AwsSource {
@@ -29,7 +32,16 @@ impl AwsSource {
         AwsSource {
             client: aws_sdk_iam::Client::new(&env.config),
             caller: Caller::new(env, settings),
+            users: Directory::default(),
         }
+    }
+
+    /// Reads the users' paths and tags as `tags` says from the next round on (by default no
+    /// tag keys: nothing is read). The fleet shares one handle with every source and replaces
+    /// its settings on reload.
+    pub fn with_user_tags(mut self, tags: UserTagsHandle) -> AwsSource {
+        self.users.settings = tags;
+        self
     }
 }
 
@@ -121,7 +133,7 @@ impl AwsSource {
     async fn live_facts(&self, deadline: Instant) -> LiveFacts {
         // Each call gets at least one try even when the report used the round up.
         let deadline = deadline.max(Instant::now() + self.caller.settings.call_timeout);
-        let (summary, aliases, policy, root_virtual_mfa) = tokio::join!(
+        let (summary, aliases, policy, root_virtual_mfa, (users, users_failure)) = tokio::join!(
             self.caller.call(Api::GetAccountSummary, deadline, || {
                 self.client.get_account_summary().send()
             }),
@@ -133,6 +145,9 @@ impl AwsSource {
                     self.client.get_account_password_policy().send()
                 }),
             self.root_virtual_mfa(deadline),
+            self.users.for_round(|keys| async move {
+                users::read(&self.client, &self.caller, &keys, deadline).await
+            }),
         );
         let mut facts = LiveFacts::default();
         let mut failed = |api: Api, f: Failure| {
@@ -170,6 +185,10 @@ impl AwsSource {
             Ok(virtual_mfa) => facts.root_virtual_mfa = Some(virtual_mfa),
             Err(f) => failed(Api::ListVirtualMFADevices, f),
         }
+        if let Some(f) = users_failure {
+            failed(Api::GetAccountAuthorizationDetails, f);
+        }
+        facts.users = users;
         facts.alias = alias.flatten();
         facts.password_policy = password_policy;
         facts

@@ -12,7 +12,9 @@
 //! 2. GetCredentialReport. `ReportNotPresent` or `ReportExpired`: generate again (at most
 //!    [`MAX_REGENERATIONS`] times a round); `ReportInProgress`: poll again after a backoff.
 //! 3. GetAccountSummary, ListAccountAliases, GetAccountPasswordPolicy and ListVirtualMFADevices
-//!    (is root's MFA a virtual device?), concurrently. Their
+//!    (is root's MFA a virtual device?), concurrently, and, when user tag keys are configured,
+//!    GetAccountAuthorizationDetails at most hourly (the users' paths and tags: see [`users`]
+//!    for why this call and how often). Their
 //!    failures go into [`LiveFacts::failures`] and never fail the round; a missing password
 //!    policy (`NoSuchEntity`) is a finding, not a failure.
 //!
@@ -28,10 +30,12 @@
 mod iam;
 mod organizations;
 mod retry;
+pub mod users;
 
 pub use iam::{AwsSource, MAX_REGENERATIONS};
 pub use organizations::{OrgAccount, OrganizationLister};
 pub use retry::{Backoff, RetryCause};
+pub use users::{UserTags, UserTagsHandle, USER_TAGS_INTERVAL, USER_TAGS_KEEP};
 
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
@@ -359,31 +363,50 @@ mod tests {
 
     #[test]
     fn every_api_names_its_permission() {
-        assert_eq!(iam_apis().count(), 6);
+        assert_eq!(iam_apis().count(), 7);
+        assert_eq!(iam_apis().filter(|a| a.only_with_user_tags()).count(), 1);
         for api in iam_apis() {
             assert_eq!(api.permission(), format!("iam:{}", api.name()));
         }
     }
 
+    /// The statement of docs/iam-policy.json whose permissions are needed only with user tag
+    /// keys configured: its `Sid` says so, since JSON has no comments.
+    const USER_TAGS_SID: &str = "UserTagsOnlyWithAwsUserTags";
+
     #[test]
     fn the_documented_policy_grants_exactly_what_the_calls_need() {
         let policy: serde_json::Value =
             serde_json::from_str(include_str!("../../../docs/iam-policy.json")).unwrap();
-        let mut granted: Vec<&str> = policy["Statement"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .inspect(|s| {
-                assert_eq!(s["Effect"], "Allow");
-                assert_eq!(s["Resource"], "*");
-            })
-            .flat_map(|s| s["Action"].as_array().unwrap())
-            .map(|a| a.as_str().unwrap())
-            .collect();
-        granted.sort_unstable();
-        let mut needed: Vec<&str> = iam_apis().map(|a| a.permission()).collect();
-        needed.sort_unstable();
-        assert_eq!(granted, needed);
+        // (always needed, needed only with user tags)
+        let (mut always, mut with_tags): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+        for s in policy["Statement"].as_array().unwrap() {
+            assert_eq!(s["Effect"], "Allow");
+            assert_eq!(s["Resource"], "*");
+            let actions = s["Action"].as_array().unwrap().iter();
+            let actions = actions.map(|a| a.as_str().unwrap());
+            if s["Sid"] == USER_TAGS_SID {
+                with_tags.extend(actions);
+            } else {
+                always.extend(actions);
+            }
+        }
+        always.sort_unstable();
+        with_tags.sort_unstable();
+        let needed = |only_with_tags: bool| {
+            let mut v: Vec<&str> = iam_apis()
+                .filter(|a| a.only_with_user_tags() == only_with_tags)
+                .map(|a| a.permission())
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        // Every call a default configuration makes is granted outside the user tags
+        // statement, and that statement grants exactly what tags add: an operator who does not
+        // configure tags can leave it out.
+        assert_eq!(always, needed(false));
+        assert_eq!(with_tags, needed(true));
+        assert_eq!(with_tags, ["iam:GetAccountAuthorizationDetails"]);
     }
 
     #[test]

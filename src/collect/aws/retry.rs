@@ -47,6 +47,8 @@ pub(super) enum Api {
     ListAccountAliases,
     GetAccountPasswordPolicy,
     ListVirtualMFADevices,
+    /// The users' paths and tags: only with `aws.user_tags`.
+    GetAccountAuthorizationDetails,
     /// Organizations, for discovery.
     ListAccounts,
 }
@@ -65,6 +67,12 @@ impl Api {
         }
     }
 
+    /// Whether the call is made only when user tag keys are configured (`aws.user_tags`,
+    /// `--aws.user-tags`): its permission is needed only then.
+    pub(super) fn only_with_user_tags(self) -> bool {
+        matches!(self, Api::GetAccountAuthorizationDetails)
+    }
+
     /// The permission the call needs (docs/iam-policy.json grants the IAM ones,
     /// docs/iam-policy-organization.json the others).
     pub(super) fn permission(self) -> &'static str {
@@ -75,6 +83,7 @@ impl Api {
             Api::ListAccountAliases => "iam:ListAccountAliases",
             Api::GetAccountPasswordPolicy => "iam:GetAccountPasswordPolicy",
             Api::ListVirtualMFADevices => "iam:ListVirtualMFADevices",
+            Api::GetAccountAuthorizationDetails => "iam:GetAccountAuthorizationDetails",
             Api::ListAccounts => "organizations:ListAccounts",
         }
     }
@@ -279,10 +288,15 @@ where
     };
     let message = match verdict {
         Verdict::Fail(FailureReason::AccessDenied) => format!(
-            "{} was denied: the exporter's credentials lack {} ({} lists what it needs): {detail}",
+            "{} was denied: the exporter's credentials lack {} ({} lists what it needs{}): {detail}",
             api.name(),
             api.permission(),
-            api.policy_file()
+            api.policy_file(),
+            if api.only_with_user_tags() {
+                "; it is needed only with aws.user_tags or --aws.user-tags"
+            } else {
+                ""
+            }
         ),
         Verdict::Fail(FailureReason::Credentials) => match role {
             Some(role) => format!(

@@ -142,6 +142,59 @@ pub fn virtual_mfa_devices(account: &str, holders: &[&str], marker: Option<&str>
     out
 }
 
+/// An IAM user as GetAccountAuthorizationDetails lists it, for [`user_details`]: name, path
+/// and tags (key, value).
+pub struct DetailUser<'a> {
+    pub name: &'a str,
+    pub path: &'a str,
+    pub tags: &'a [(&'a str, &'a str)],
+}
+
+/// The `<GetAccountAuthorizationDetailsResult>` body of a `Filter=User` call listing `users`,
+/// truncated with `marker` when there is one. Each user comes as AWS writes one: besides its
+/// path and tags, an inline policy (its document URL-encoded), a group and an attached managed
+/// policy, which whatever reads it must step over; the group, role and policy lists are empty,
+/// as the filter asks.
+pub fn user_details(account: &str, users: &[DetailUser], marker: Option<&str>) -> String {
+    let mut out = String::from("<UserDetailList>");
+    for (i, u) in users.iter().enumerate() {
+        let name = escape(u.name);
+        let tags: String = u
+            .tags
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "<member><Key>{}</Key><Value>{}</Value></member>",
+                    escape(k),
+                    escape(v)
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "<member><Path>{path}</Path><UserName>{name}</UserName>\
+             <UserId>AIDAFAKE{i:012}</UserId><Arn>arn:aws:iam::{account}:user{path}{name}</Arn>\
+             <CreateDate>2024-01-01T00:00:00Z</CreateDate>\
+             <UserPolicyList><member><PolicyName>inline</PolicyName>\
+             <PolicyDocument>%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D</PolicyDocument>\
+             </member></UserPolicyList>\
+             <GroupList><member>developers</member></GroupList>\
+             <AttachedManagedPolicies><member><PolicyName>ReadOnlyAccess</PolicyName>\
+             <PolicyArn>arn:aws:iam::aws:policy/ReadOnlyAccess</PolicyArn></member></AttachedManagedPolicies>\
+             <Tags>{tags}</Tags></member>",
+            path = escape(u.path),
+        ));
+    }
+    out.push_str("</UserDetailList><GroupDetailList/><RoleDetailList/><Policies/>");
+    match marker {
+        Some(m) => out.push_str(&format!(
+            "<IsTruncated>true</IsTruncated><Marker>{}</Marker>",
+            escape(m)
+        )),
+        None => out.push_str("<IsTruncated>false</IsTruncated>"),
+    }
+    out
+}
+
 /// `text` as XML character data.
 pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")

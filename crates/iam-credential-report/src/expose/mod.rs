@@ -10,10 +10,12 @@
 //! The text is written by hand, straight into the bodies, by the `text` submodule: see there
 //! why, and what it escapes.
 
-use crate::account::{FailureReason, LiveFacts};
+use crate::account::{FailureReason, LiveFacts, UserDirectory};
 use crate::diff::Change;
+use crate::exceptions::Exception;
 use crate::judge::{
-    judge_account, key_last_activity, root_credentials_present, Assessment, Check, RootFacts,
+    judge_account, key_last_activity, root_credentials_present, AccountCheck, Assessment, Check,
+    RootFacts,
 };
 use crate::report::CredentialReport;
 use chrono::{DateTime, Utc};
@@ -93,6 +95,10 @@ families! {
         format!("Users (or, for key checks, access keys) failing each check; 0 when clean. {REPORT_AGE_NOTE}")),
     UserCheckFailed => ("aws_iam_user_check_failed", Gauge,
         format!("1 for each user and check the user fails. {REPORT_AGE_NOTE}")),
+    CheckMuted => ("aws_iam_check_muted", Gauge,
+        "Users (or, for key checks, access keys) failing each check whose finding an active exception mutes; they are left out of aws_iam_check_failures. 0 when none."),
+    UserCheckMuted => ("aws_iam_user_check_muted", Gauge,
+        "1 for each user and check whose finding an active exception mutes, naming the exception."),
     AccessKeyAge => ("aws_iam_access_key_age_seconds", Histogram,
         format!("Age of active IAM user access keys since their last rotation, in seconds. {REPORT_AGE_NOTE}")),
     AccessKeyIdle => ("aws_iam_access_key_idle_seconds", Histogram,
@@ -119,6 +125,8 @@ families! {
         "MFA devices assigned to users (GetAccountSummary MFADevicesInUse, live on every refresh)."),
     AccountInfo => ("aws_iam_account_info", Gauge,
         "Account metadata: the IAM account alias (empty when none) and the configured display name. Always 1."),
+    UserInfo => ("aws_iam_user_info", Gauge,
+        "IAM user metadata, one series per user: its path and, for each tag key of aws.user_tags (--aws.user-tags), the tag's value in the label tag_KEY (the key lower-cased, other characters than letters, digits and _ as _), empty when the user lacks the tag. Always 1. From GetAccountAuthorizationDetails, read at most hourly and kept between refreshes (up to an hour old). Join on (account_id, user) to label per-user series with owners."),
     PasswordPolicyPresent => ("aws_iam_password_policy_present", Gauge,
         "1 if the account has an IAM password policy (GetAccountPasswordPolicy, live on every refresh)."),
     PasswordPolicyMinimumLength => ("aws_iam_password_policy_minimum_length", Gauge,
@@ -131,6 +139,12 @@ families! {
         "1 if the password policy requires the character class."),
     CredentialChangesTotal => ("aws_iam_credential_changes_total", Counter,
         "Changes between an account's consecutive credential reports, by change (user_created, mfa_disabled, access_key_created, root_used...); every change is present from the first report, at 0. Each change is also logged as msg=\"Credential change\" naming the user."),
+    ExceptionInfo => ("aws_iam_exception_info", Gauge,
+        "Each configured exception, with its owner and reason. Always 1."),
+    ExceptionExpiry => ("aws_iam_exception_expiry_timestamp_seconds", Gauge,
+        "When the exception stops muting (midnight UTC after its expires day), as a Unix timestamp."),
+    ExceptionMatches => ("aws_iam_exception_matches", Gauge,
+        "Findings the exception mutes now, summed over the accounts this exporter reads; 0 once expired."),
     RefreshSuccess => ("iam_credentials_exporter_refresh_success", Gauge,
         "1 if the account's last refresh succeeded, 0 if it failed (the last good data keeps being served)."),
     LastRefreshSuccess => ("iam_credentials_exporter_last_refresh_success_timestamp_seconds", Gauge,
@@ -142,7 +156,7 @@ families! {
     RefreshFailuresTotal => ("iam_credentials_exporter_refresh_failures_total", Counter,
         "Failed refreshes per account, by reason."),
     LiveCallFailuresTotal => ("iam_credentials_exporter_live_call_failures_total", Counter,
-        "Failed live account calls (GetAccountSummary, ListAccountAliases, GetAccountPasswordPolicy) per account, by API and reason; they do not fail the refresh."),
+        "Failed live account calls (GetAccountSummary, ListAccountAliases, GetAccountPasswordPolicy, ListVirtualMFADevices and, with user tags, GetAccountAuthorizationDetails) per account, by API and reason; they do not fail the refresh."),
     AwsRetriesTotal => ("iam_credentials_exporter_aws_retries_total", Counter,
         "AWS API calls made again per account, by API and cause: backoffs after throttling, server errors, timeouts and network errors, polls while a report is generated, and new generations after a missing or expired report. The AWS SDK's own retries are off, so these are all of them."),
     BuildInfo => ("iam_credentials_exporter_build_info", Gauge,
@@ -183,7 +197,8 @@ impl RenderOptions {
         }
     }
 
-    fn wants(&self, user: &str) -> bool {
+    /// Whether the user's per-user series are exported.
+    pub fn wants(&self, user: &str) -> bool {
         self.per_user
             && self.user_include.as_ref().is_none_or(|r| r.is_match(user))
             && !self.user_exclude.as_ref().is_some_and(|r| r.is_match(user))
@@ -321,6 +336,11 @@ pub fn render_report(
                 &[acct, ("check", c.name())],
                 assessment.count(c) as f64,
             );
+            out.sample(
+                Family::CheckMuted,
+                &[acct, ("check", c.name())],
+                assessment.muted_count(c) as f64,
+            );
         }
     }
     out.histogram(Family::AccessKeyAge, &[acct], &ages);
@@ -362,6 +382,10 @@ struct PerUser<'a> {
     checks: Labels,
     /// Per key slot, its `key` label.
     slots: Labels,
+    /// The muted (row, check, exception) triples of the wanted users, each once.
+    muted: Vec<(usize, Check, usize)>,
+    /// Per exception, its `exception` label.
+    exceptions: Labels,
 }
 
 impl<'a> PerUser<'a> {
@@ -404,12 +428,27 @@ impl<'a> PerUser<'a> {
             })
             .map(|f| (f.row, f.check))
             .collect();
+        // A key check muted on both keys is one series.
+        let mut seen = std::collections::HashSet::new();
+        let muted: Vec<(usize, Check, usize)> = assessment
+            .muted
+            .iter()
+            .filter(|m| wanted[m.finding.row])
+            .map(|m| (m.finding.row, m.finding.check, m.exception))
+            .filter(|t| seen.insert(*t))
+            .collect();
+        let mut exceptions = Labels::default();
+        for id in &assessment.exception_ids {
+            exceptions.push("exception", id);
+        }
         PerUser {
             report,
             failing,
             users,
             checks,
             slots,
+            muted,
+            exceptions,
         }
     }
 
@@ -419,6 +458,14 @@ impl<'a> PerUser<'a> {
         for &(row, check) in &self.failing {
             let labels = [self.checks.get(check as usize), self.users.get(row)];
             emit(Family::UserCheckFailed, &labels, 1.0);
+        }
+        for &(row, check, exception) in &self.muted {
+            let labels = [
+                self.checks.get(check as usize),
+                self.exceptions.get(exception),
+                self.users.get(row),
+            ];
+            emit(Family::UserCheckMuted, &labels, 1.0);
         }
         for (i, row) in self.report.rows.iter().enumerate() {
             let user = self.users.get(i);
@@ -457,6 +504,7 @@ pub fn render_live(
     name: Option<&str>,
     live: Option<&LiveFacts>,
     root: Option<&RootFacts>,
+    muted: &[(AccountCheck, usize)],
 ) -> Bodies {
     let acct = ("account_id", account_id);
     let mut out = Bodies::default();
@@ -497,11 +545,20 @@ pub fn render_live(
         );
     }
     for (c, fails) in judge_account(live, root) {
+        let is_muted = muted.iter().any(|(m, _)| *m == c);
         out.sample(
             Family::CheckFailures,
             &[acct, ("check", c.name())],
-            bool_value(fails),
+            bool_value(fails && !is_muted),
         );
+        out.sample(
+            Family::CheckMuted,
+            &[acct, ("check", c.name())],
+            bool_value(fails && is_muted),
+        );
+    }
+    if let Some(users) = &live.users {
+        render_user_info(&mut out, acct, users);
     }
     if let Some(policy) = live.password_policy {
         out.sample(
@@ -540,6 +597,42 @@ pub fn render_live(
         }
     }
     out
+}
+
+/// The label of a user tag key in `aws_iam_user_info`: `tag_` and the key lower-cased, every
+/// character but ASCII letters, digits and `_` written `_` (`cost-center` is
+/// `tag_cost_center`, `Owner` is `tag_owner`). IAM user tag keys are case-insensitive (a user
+/// cannot carry both `Owner` and `owner`), so lower-casing loses nothing; two keys that differ
+/// otherwise can still meet in one label, which the configuration refuses.
+pub fn user_tag_label(key: &str) -> String {
+    let mut label = String::with_capacity(4 + key.len());
+    label.push_str("tag_");
+    label.extend(key.chars().map(|c| match c {
+        'a'..='z' | '0'..='9' | '_' => c,
+        'A'..='Z' => c.to_ascii_lowercase(),
+        _ => '_',
+    }));
+    label
+}
+
+/// Appends `aws_iam_user_info{account_id,path,tag_...,user} 1` for each user of the directory
+/// (labels in name order, as the other families write them). Which users the directory holds
+/// (the per-user switch and filters) was decided when it was read.
+fn render_user_info(out: &mut Bodies, acct: (&str, &str), dir: &UserDirectory) {
+    let labels: Vec<String> = dir.tag_keys.iter().map(|k| user_tag_label(k)).collect();
+    let mut order: Vec<usize> = (0..labels.len()).collect();
+    order.sort_by(|&a, &b| labels[a].cmp(&labels[b]));
+    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(labels.len() + 3);
+    for u in &dir.users {
+        pairs.clear();
+        pairs.push(acct);
+        pairs.push(("path", &u.path));
+        for &i in &order {
+            pairs.push((&labels[i], u.tags.get(i).map_or("", String::as_str)));
+        }
+        pairs.push(("user", &u.name));
+        out.sample(Family::UserInfo, &pairs, 1.0);
+    }
 }
 
 /// The exporter's own view of one account's refreshes.
@@ -659,6 +752,31 @@ pub fn render_exporter_stats(s: &ExporterStats) -> Bodies {
                 *n as f64,
             );
         }
+    }
+    out
+}
+
+/// Renders the exporter-wide exception series: info, expiry, and `matches[i]` findings muted
+/// by `exceptions[i]` across accounts.
+pub fn render_exceptions(exceptions: &[Exception], matches: &[u64]) -> Bodies {
+    let mut out = Bodies::default();
+    for (i, e) in exceptions.iter().enumerate() {
+        let id = ("exception", e.id.as_str());
+        out.sample(
+            Family::ExceptionInfo,
+            &[id, ("owner", &e.owner), ("reason", &e.reason)],
+            1.0,
+        );
+        out.sample(
+            Family::ExceptionExpiry,
+            &[id, ("owner", &e.owner)],
+            e.ends_at().timestamp() as f64,
+        );
+        out.sample(
+            Family::ExceptionMatches,
+            &[id],
+            matches.get(i).copied().unwrap_or(0) as f64,
+        );
     }
     out
 }
@@ -874,8 +992,8 @@ mod tests {
 
     #[test]
     fn compose_writes_one_header_per_family_across_accounts() {
-        let a = render_live("111", Some("a"), Some(&LiveFacts::default()), None);
-        let b = render_live("222", None, Some(&LiveFacts::default()), None);
+        let a = render_live("111", Some("a"), Some(&LiveFacts::default()), None, &[]);
+        let b = render_live("222", None, Some(&LiveFacts::default()), None, &[]);
         let text = compose([&a, &b]);
         assert_eq!(text.matches("# TYPE aws_iam_account_info gauge").count(), 1);
         assert!(text.contains("aws_iam_account_info{account_id=\"111\",alias=\"\",name=\"a\"} 1"));
@@ -883,8 +1001,62 @@ mod tests {
     }
 
     #[test]
+    fn user_tag_labels_are_prometheus_label_names() {
+        assert_eq!(user_tag_label("owner"), "tag_owner");
+        assert_eq!(user_tag_label("Owner"), "tag_owner");
+        assert_eq!(user_tag_label("cost-center"), "tag_cost_center");
+        assert_eq!(user_tag_label("team:name/x=y+z@w"), "tag_team_name_x_y_z_w");
+        assert_eq!(user_tag_label("Kostenstelle Äb"), "tag_kostenstelle__b");
+        assert_eq!(user_tag_label("2fa_exempt"), "tag_2fa_exempt");
+    }
+
+    fn directory() -> UserDirectory {
+        use crate::account::UserInfo;
+        UserDirectory {
+            tag_keys: vec!["team".into(), "Owner".into()],
+            users: vec![
+                UserInfo {
+                    name: "alice".into(),
+                    path: "/engineering/".into(),
+                    tags: vec!["payments".into(), "alice@example.com".into()],
+                },
+                UserInfo {
+                    name: "bob".into(),
+                    path: "/".into(),
+                    tags: vec![String::new(), "we\"ird".into()],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn user_info_has_one_series_per_user_with_a_label_per_tag_key() {
+        let live = LiveFacts {
+            users: Some(std::sync::Arc::new(directory())),
+            ..LiveFacts::default()
+        };
+        let text = compose([&render_live("1", None, Some(&live), None, &[])]);
+        assert_eq!(text.matches("# TYPE aws_iam_user_info gauge\n").count(), 1);
+        assert!(text.contains(
+            "aws_iam_user_info{account_id=\"1\",path=\"/engineering/\",tag_owner=\"alice@example.com\",tag_team=\"payments\",user=\"alice\"} 1\n"
+        ), "{text}");
+        assert!(text.contains(
+            "aws_iam_user_info{account_id=\"1\",path=\"/\",tag_owner=\"we\\\"ird\",tag_team=\"\",user=\"bob\"} 1\n"
+        ), "{text}");
+        // Without a directory (no tag keys, or not read), no series.
+        let text = compose([&render_live(
+            "1",
+            None,
+            Some(&LiveFacts::default()),
+            None,
+            &[],
+        )]);
+        assert!(!text.contains("aws_iam_user_info"), "{text}");
+    }
+
+    #[test]
     fn label_values_are_escaped() {
-        let b = render_live("1", Some("we\"ird\\name\n"), None, None);
+        let b = render_live("1", Some("we\"ird\\name\n"), None, None, &[]);
         let text = compose([&b]);
         assert!(text.contains(r#"name="we\"ird\\name\n""#), "{text}");
     }
