@@ -13,7 +13,7 @@ use crate::BoxFuture;
 use anyhow::Context;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -97,10 +97,46 @@ pub fn check_config(cli: &Cli) -> anyhow::Result<String> {
     Ok(summary)
 }
 
-/// `POST /-/reload` reloads both configuration files, through the fleet's supervisor.
-impl Reload for ReloadHandle {
+/// Reloads both configuration files, for SIGHUP and `POST /-/reload`: the web config here,
+/// the config file through the fleet's supervisor. Either refused is a refused reload (the
+/// answer names what is wrong, and the reload status goes 0 until a reload succeeds).
+#[derive(Clone)]
+struct Reloader {
+    fleet: ReloadHandle,
+    web: Arc<WebState>,
+    store: Arc<crate::state::Store>,
+}
+
+impl Reload for Reloader {
     fn reload(&self) -> BoxFuture<'_, Result<(), RefusedReload>> {
-        Box::pin(async move { ReloadHandle::reload(self).await.map_err(Into::into) })
+        Box::pin(async move {
+            let web = self.web.clone();
+            let mut refused: Vec<String> = Vec::new();
+            match tokio::task::spawn_blocking(move || {
+                let outcome = web.reload(true);
+                web_config::report(&outcome, &web);
+                outcome
+            })
+            .await
+            {
+                Ok(web_config::Reload::Refused(e)) => refused.push(format!("web config: {e}")),
+                Ok(_) => {}
+                Err(e) => refused.push(format!("web config: the reload task failed: {e}")),
+            }
+            if let Err(e) = self.fleet.reload().await {
+                refused.push(e.to_string());
+            }
+            let store = self.store.clone();
+            let ok = refused.is_empty();
+            if let Err(e) = tokio::task::spawn_blocking(move || store.record_reload(ok)).await {
+                tracing::error!(error = %e, "Publishing the reload status failed");
+            }
+            if refused.is_empty() {
+                Ok(())
+            } else {
+                Err(refused.join("; ").into())
+            }
+        })
     }
 }
 
@@ -119,13 +155,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(path) => WebState::load(path)?,
         None => WebState::plain(),
     });
-    // One SIGHUP handler for both files: it wakes the web config's reloader and asks the
-    // fleet to re-read the config file, as POST /-/reload does.
-    let web_wake = Arc::new(Notify::new());
+    // One reload of both files for SIGHUP and POST /-/reload; the web config is also re-read
+    // when it changes. Every outcome sets the reload status.
+    let store = fleet.store();
+    if serve.config_file.is_some() || serve.web_config_file.is_some() {
+        store.track_reloads();
+    }
     let (reload_tx, reload_rx) = mpsc::channel(4);
-    let reloads = ReloadHandle::new(reload_tx, web_wake.clone());
+    let reloads = Reloader {
+        fleet: ReloadHandle::new(reload_tx),
+        web: web.clone(),
+        store: store.clone(),
+    };
     let reloader =
-        web_config::spawn_reloader(web.clone(), serve.web_config_reload_interval, web_wake);
+        web_config::spawn_reloader(web.clone(), serve.web_config_reload_interval, store.clone());
     let hangups = spawn_hangup_handler(reloads.clone());
     let address = listen_target(&serve.listen_address);
     let listener = TcpListener::bind(&address)
@@ -147,11 +190,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         "Listening"
     );
 
-    let store = fleet.store();
     let publisher = store.spawn_publisher(shutdown.clone());
     let supervisor = tokio::spawn(fleet.run(reload_rx));
     let server_settings = ServerSettings {
         telemetry_path: serve.telemetry_path.clone(),
+        route_prefix: serve.effective_route_prefix(),
         max_connections: serve.max_connections,
         header_read_timeout: serve.header_read_timeout,
         web,
@@ -177,7 +220,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Turns each SIGHUP into a reload of both configuration files. SIGHUP is handled (and no
 /// longer terminates the process) from the moment this returns.
-fn spawn_hangup_handler(reloads: ReloadHandle) -> tokio::task::JoinHandle<()> {
+fn spawn_hangup_handler(reloads: Reloader) -> tokio::task::JoinHandle<()> {
     #[cfg(unix)]
     let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
@@ -193,8 +236,8 @@ fn spawn_hangup_handler(reloads: ReloadHandle) -> tokio::task::JoinHandle<()> {
                 break;
             }
             tracing::info!("SIGHUP: reloading the configuration files");
-            // The outcome is logged by the fleet.
-            let _ = reloads.reload().await;
+            // Each part logs its outcome.
+            let _ = Reload::reload(&reloads).await;
         }
         #[cfg(not(unix))]
         let _ = reloads;

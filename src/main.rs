@@ -36,8 +36,8 @@ fn main() -> ExitCode {
     match runtime.block_on(daemon::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Once, as a log line: logging is set up by now.
             tracing::error!(error = format!("{e:#}"), "Exiting");
-            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

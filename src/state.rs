@@ -120,6 +120,12 @@ pub struct AccountState {
     pub last_error: Option<SourceError>,
     /// When the last refresh attempt started.
     pub last_attempt: Option<DateTime<Utc>>,
+    /// When the next refresh is due to start, as the account's refresh loop last planned it;
+    /// `None` until its loop starts.
+    pub next_refresh: Option<DateTime<Utc>>,
+    /// What the account is read from, for the landing page: a report file's path, the
+    /// exporter's own credentials, or the role's ARN; `None` until the fleet says.
+    pub source: Option<String>,
     /// Identifies the bytes behind `parsed`, to skip parsing an unchanged report.
     pub(crate) fingerprint: Option<Fingerprint>,
 }
@@ -143,6 +149,8 @@ impl AccountState {
             stats: RefreshStats::default(),
             last_error: None,
             last_attempt: None,
+            next_refresh: None,
+            source: None,
             fingerprint: None,
         }
     }
@@ -195,6 +203,9 @@ pub struct Store {
     build: Bodies,
     /// The time refreshes judge at: the system clock, or a test's.
     clock: RwLock<Clock>,
+    /// With a config or web config file: whether the last reload succeeded, and when one
+    /// last did.
+    reloads: Mutex<Option<(bool, Option<DateTime<Utc>>)>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -222,6 +233,7 @@ impl Store {
             changed: Notify::new(),
             build: expose::render_build_info(crate::VERSION, crate::REVISION),
             clock: RwLock::new(Arc::new(Utc::now)),
+            reloads: Mutex::new(None),
         });
         store.publish();
         store
@@ -279,6 +291,26 @@ impl Store {
     /// The last published state.
     pub fn published(&self) -> Arc<Published> {
         self.published.read().expect("published lock").clone()
+    }
+
+    /// Starts exporting the reload status (there are configuration files to reload): loaded
+    /// now, successfully.
+    pub fn track_reloads(&self) {
+        *self.reloads.lock().expect("reloads lock") = Some((true, Some(Utc::now())));
+        self.changed();
+    }
+
+    /// Records a reload's outcome (config file and web config together): 0 until the next
+    /// successful one, as Prometheus and Alertmanager report theirs. Publishes before it
+    /// returns, so that the answer to `POST /-/reload` and the metrics agree: blocking, call it
+    /// off the async workers.
+    pub fn record_reload(&self, ok: bool) {
+        {
+            let mut status = self.reloads.lock().expect("reloads lock");
+            let last = status.and_then(|(_, t)| t);
+            *status = Some((ok, if ok { Some(Utc::now()) } else { last }));
+        }
+        self.publish();
     }
 
     /// The time to judge at.
@@ -393,7 +425,11 @@ impl Store {
                 .collect();
             expose::render_exceptions(&settings.exceptions, &matches)
         };
-        let mut parts: Vec<&Bodies> = vec![&self.build, &exporter, &exceptions];
+        let reloads = match *self.reloads.lock().expect("reloads lock") {
+            Some((ok, last)) => expose::render_reload_status(ok, last),
+            None => Bodies::default(),
+        };
+        let mut parts: Vec<&Bodies> = vec![&self.build, &exporter, &reloads, &exceptions];
         for (a, s) in accounts.iter().zip(&stats) {
             if let Some(r) = &a.report {
                 parts.push(r.bodies.as_ref());

@@ -3,6 +3,7 @@
 //! `IAM_CREDENTIALS_EXPORTER_A_B_C`. Raw flags are turned into validated settings here;
 //! nothing else parses strings from the user.
 
+pub mod asff;
 pub mod check;
 pub mod checks;
 pub mod diff;
@@ -164,6 +165,27 @@ pub struct ServeArgs {
         value_parser = telemetry_path
     )]
     pub telemetry_path: String,
+
+    /// The URL under which the exporter is reachable from outside (behind a reverse proxy,
+    /// e.g. `https://example.com/iam/`). When it has a path and --web.route-prefix is not
+    /// given, that path prefixes every route, as in Prometheus.
+    #[arg(
+        long = "web.external-url",
+        env = "IAM_CREDENTIALS_EXPORTER_WEB_EXTERNAL_URL",
+        value_name = "URL",
+        value_parser = external_url
+    )]
+    pub external_url: Option<String>,
+
+    /// Prefix of every route (the landing page, the telemetry path, /-/healthy, /-/ready,
+    /// /-/reload), e.g. `/iam`. Defaults to the path of --web.external-url, else none.
+    #[arg(
+        long = "web.route-prefix",
+        env = "IAM_CREDENTIALS_EXPORTER_WEB_ROUTE_PREFIX",
+        value_name = "PATH",
+        value_parser = route_prefix
+    )]
+    pub route_prefix: Option<String>,
 
     /// Serve the credential report in this CSV file instead of calling AWS (re-read every
     /// refresh interval). With --config.file, the file then supplies thresholds, metric
@@ -369,6 +391,16 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The prefix every route is served under: --web.route-prefix, else the path of
+    /// --web.external-url; `""` for none, else `/` and segments without a trailing `/`.
+    pub fn effective_route_prefix(&self) -> String {
+        match (&self.route_prefix, &self.external_url) {
+            (Some(prefix), _) => prefix.clone(),
+            (None, Some(url)) => normalise_prefix(url_path(url)),
+            (None, None) => String::new(),
+        }
+    }
+
     /// Which per-user series to render.
     pub fn render_options(&self) -> RenderOptions {
         RenderOptions {
@@ -468,7 +500,7 @@ pub struct LogArgs {
     pub format: LogFormat,
 }
 
-/// Output format of `check`.
+/// Output format of `diff` (and, with ASFF besides, of `check`: [`CheckFormat`]).
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum OutputFormat {
     /// An aligned table for people.
@@ -477,6 +509,23 @@ pub enum OutputFormat {
     Json,
     /// CSV, for spreadsheets.
     Csv,
+}
+
+/// Output format of `check`: [`OutputFormat`]'s, and ASFF (which only `check` has findings
+/// for, so `diff` does not take it).
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CheckFormat {
+    /// A table for people, fitted to the terminal's width (COLUMNS, else the terminal's,
+    /// else 100 columns).
+    Table,
+    /// One JSON document.
+    Json,
+    /// CSV, for spreadsheets (account_id first).
+    Csv,
+    /// Findings in the AWS Security Finding Format, a JSON array for
+    /// `aws securityhub batch-import-findings --findings file://FILE` (at most 100 findings a
+    /// call: split longer arrays). Muted findings are left out.
+    Asff,
 }
 
 /// Flags of `check`.
@@ -488,7 +537,7 @@ pub struct CheckArgs {
 
     /// Output format.
     #[arg(long, short, value_enum, default_value = "table")]
-    pub output: OutputFormat,
+    pub output: CheckFormat,
 
     /// Judge as of this time (RFC 3339, e.g. 2026-01-31T00:00:00Z) instead of now.
     #[arg(long, value_name = "TIME", value_parser = rfc3339)]
@@ -503,6 +552,12 @@ pub struct CheckArgs {
     /// explicitly still win); its accounts and organization are ignored.
     #[arg(long = "config.file", value_name = "PATH")]
     pub config_file: Option<PathBuf>,
+
+    /// --output asff: the region of the Security Hub the findings are imported into (its
+    /// partition goes into the ARNs). Default: the exporter's --aws.region (given before
+    /// `check`, or IAM_CREDENTIALS_EXPORTER_AWS_REGION), else us-east-1.
+    #[arg(long = "aws.region", value_name = "REGION")]
+    pub aws_region: Option<String>,
 }
 
 /// Flags of `diff`.
@@ -563,6 +618,63 @@ fn telemetry_path(s: &str) -> Result<String, TelemetryPathError> {
         return Err(TelemetryPathError);
     }
     Ok(s.to_owned())
+}
+
+/// A --web.external-url that is not an absolute http(s) URL.
+#[derive(Debug, thiserror::Error)]
+#[error("expected an absolute http:// or https:// URL, e.g. https://example.com/iam/")]
+pub struct ExternalUrlError;
+
+fn external_url(s: &str) -> Result<String, ExternalUrlError> {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .ok_or(ExternalUrlError)?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || s.chars().any(char::is_whitespace) {
+        return Err(ExternalUrlError);
+    }
+    route_prefix(url_path(s)).map_err(|_| ExternalUrlError)?;
+    Ok(s.to_owned())
+}
+
+/// The path of an absolute URL that [`external_url`] accepted (`""` when it has none).
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    rest.find('/').map_or("", |i| &rest[i..])
+}
+
+/// `/a/b/` and `a/b` become `/a/b`; `/` and `` become `` (no prefix), as Prometheus trims
+/// the route prefix.
+fn normalise_prefix(path: &str) -> String {
+    let trimmed = path.trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+/// A --web.route-prefix that cannot be a URL path.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "expected a URL path such as /iam, without `?`, `#`, `//`, `.` or `..` segments, or spaces"
+)]
+pub struct RoutePrefixError;
+
+fn route_prefix(s: &str) -> Result<String, RoutePrefixError> {
+    let prefix = normalise_prefix(s);
+    let bad = prefix.contains(['?', '#', '%'])
+        || prefix.chars().any(|c| c.is_whitespace() || c.is_control())
+        || prefix
+            .split('/')
+            .skip(1)
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..");
+    if bad {
+        return Err(RoutePrefixError);
+    }
+    Ok(prefix)
 }
 
 /// A time that is not RFC 3339.
@@ -699,5 +811,39 @@ mod tests {
     fn listen_targets() {
         assert_eq!(listen_target(":10461"), "0.0.0.0:10461");
         assert_eq!(listen_target("127.0.0.1:0"), "127.0.0.1:0");
+    }
+
+    #[test]
+    fn the_route_prefix_is_given_or_the_external_url_path() {
+        let prefix = |args: &[&str]| {
+            let mut all = vec!["x"];
+            all.extend_from_slice(args);
+            Cli::try_parse_args(all).map(|c| c.serve.effective_route_prefix())
+        };
+        assert_eq!(prefix(&[]).unwrap(), "");
+        assert_eq!(prefix(&["--web.route-prefix=/iam/"]).unwrap(), "/iam");
+        assert_eq!(prefix(&["--web.route-prefix=iam/x"]).unwrap(), "/iam/x");
+        assert_eq!(prefix(&["--web.route-prefix=/"]).unwrap(), "");
+        let url = "--web.external-url=https://example.com:8443/tools/iam/?x=1";
+        assert_eq!(prefix(&[url]).unwrap(), "/tools/iam");
+        assert_eq!(
+            prefix(&[url, "--web.route-prefix=/other"]).unwrap(),
+            "/other"
+        );
+        assert_eq!(
+            prefix(&["--web.external-url=http://example.com"]).unwrap(),
+            ""
+        );
+        for bad in [
+            "--web.external-url=example.com/iam",
+            "--web.external-url=https:///iam",
+            "--web.external-url=https://example.com/a/../b",
+            "--web.route-prefix=/a//b",
+            "--web.route-prefix=/a?b",
+            "--web.route-prefix=/../b",
+        ] {
+            let e = prefix(&[bad]).unwrap_err().to_string();
+            assert!(e.contains(bad.split('=').next().unwrap()), "{bad}: {e}");
+        }
     }
 }

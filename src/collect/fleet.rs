@@ -22,7 +22,7 @@ use iam_credential_report::expose::{self, ExporterStats, RenderOptions};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -67,18 +67,16 @@ pub type ReloadRequest = oneshot::Sender<Result<(), ReloadError>>;
 #[derive(Debug, Clone)]
 pub struct ReloadHandle {
     requests: mpsc::Sender<ReloadRequest>,
-    web: Arc<Notify>,
 }
 
 impl ReloadHandle {
-    /// A handle sending to `requests` and waking `web`.
-    pub fn new(requests: mpsc::Sender<ReloadRequest>, web: Arc<Notify>) -> ReloadHandle {
-        ReloadHandle { requests, web }
+    /// A handle sending to `requests`.
+    pub fn new(requests: mpsc::Sender<ReloadRequest>) -> ReloadHandle {
+        ReloadHandle { requests }
     }
 
-    /// Reloads both and waits for the config file's outcome.
+    /// Re-reads the config file and waits for the outcome.
     pub async fn reload(&self) -> Result<(), ReloadError> {
-        self.web.notify_one();
         let (tx, rx) = oneshot::channel();
         self.requests
             .send(tx)
@@ -189,10 +187,6 @@ impl Fleet {
             Vec::new(),
         );
         let stats = ExporterStats {
-            config_reload: options
-                .config_file
-                .as_ref()
-                .map(|_| (true, Some(Utc::now()))),
             discovery: config.organization.as_ref().map(|_| (None, None)),
             ..ExporterStats::default()
         };
@@ -307,11 +301,23 @@ impl Fleet {
                 (Watch::Role { role: a, .. }, Watch::Role { role: b, .. }) => a == b,
                 (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
             });
-            self.store.insert(AccountState::new(
+            // For the landing page: where this account's reports come from.
+            let source = match &watch {
+                Watch::Own { .. } => "the exporter's own AWS credentials".to_owned(),
+                Watch::Role { role, .. } => format!("role {}", role.arn),
+                Watch::File { path } => format!("file {}", path.display()),
+            };
+            let mut state = AccountState::new(
                 key.clone(),
                 watch.account_id().map(str::to_owned),
                 watch.name().map(str::to_owned),
-            ));
+            );
+            state.source = Some(source.clone());
+            self.store.insert(state);
+            if same_source == Some(false) {
+                // `insert` keeps a watched account's state: tell it of the new source.
+                self.store.update(&key, |a| a.source = Some(source));
+            }
             match same_source {
                 Some(true) => {
                     // Only the display name may have changed: the store has it.
@@ -402,15 +408,12 @@ impl Fleet {
             tracing::info!("Reload: no --config.file to re-read");
             return Ok(false);
         };
-        let last_ok = self.stats.config_reload.and_then(|(_, t)| t);
         let loaded = config::load(&path, Utc::now().date_naive())
             .and_then(|c| resolve(&self.options, &c).map(|s| (c, s)));
         let (config, settings) = match loaded {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "Config file refused; the running configuration stays in force");
-                self.stats.config_reload = Some((false, last_ok));
-                self.publish_stats();
                 return Err(e);
             }
         };
@@ -449,7 +452,6 @@ impl Fleet {
         }
         self.config = config;
         self.settings = settings;
-        self.stats.config_reload = Some((true, Some(Utc::now())));
         self.apply().await;
         tracing::info!(
             accounts = self.running.len(),

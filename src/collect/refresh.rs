@@ -53,6 +53,11 @@ pub async fn run(
     };
     let mut delay = spread(pacing.interval);
     loop {
+        // For the landing page: when this account's next round is due.
+        let due = chrono::TimeDelta::from_std(delay)
+            .ok()
+            .and_then(|d| Utc::now().checked_add_signed(d));
+        store.update(&key, |a| a.next_refresh = due);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}

@@ -22,10 +22,15 @@
 //! Health endpoints (`/-/healthy`, `/-/ready`) answer without basic authentication and
 //! without counting against `rate_limit`, so that probes work; TLS applies to them as to
 //! everything else. Responses never carry error details: those go to the log at debug level,
-//! with the peer address and never a credential or header value.
+//! with the peer address and never a credential or header value. (The landing page shows each
+//! account's last refresh error, for operators: [`landing`] says why.)
+//!
+//! Every route is served under `route_prefix` (`--web.route-prefix`, or the path of
+//! `--web.external-url`), as Prometheus does; the landing page's links are relative.
 
 pub mod basic_auth;
 pub mod landing;
+pub mod process;
 pub mod rate_limit;
 pub mod routes;
 mod setting;
@@ -68,6 +73,10 @@ pub const MAX_HEADERS: usize = 64;
 pub struct ServerSettings {
     /// Where metrics are served (`--web.telemetry-path`).
     pub telemetry_path: String,
+    /// The prefix every route is served under (`--web.route-prefix`, else the path of
+    /// `--web.external-url`): `""` for none, else `/` and segments, no trailing `/`. The
+    /// landing page is at the prefix with a `/`, and the prefix alone redirects there.
+    pub route_prefix: String,
     /// How long a client may take for the TLS handshake, and then for each request's headers
     /// (`--web.header-read-timeout`).
     pub header_read_timeout: Duration,
@@ -105,6 +114,7 @@ impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             telemetry_path: "/metrics".to_owned(),
+            route_prefix: String::new(),
             header_read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             max_connections: 256,

@@ -1,5 +1,7 @@
 //! The routes: the telemetry path, the landing page, health and readiness, and `/-/reload`,
-//! behind the web configuration's rate limit, basic authentication and headers.
+//! behind the web configuration's rate limit, basic authentication and headers. Every route
+//! is served under the route prefix (`--web.route-prefix`): `/iam/metrics`, `/iam/` for the
+//! landing page (`/iam` redirects there), and nothing outside it.
 
 use super::basic_auth::Outcome;
 use super::landing;
@@ -22,9 +24,10 @@ pub(super) async fn respond(
     nth: u32,
 ) -> Response<Full<Bytes>> {
     let config: Arc<WebConfig> = shared.settings.web.current();
-    let probe = matches!(req.uri().path(), "/-/healthy" | "/-/ready");
+    let route = route(req.uri().path(), &shared.settings.route_prefix);
+    let probe = matches!(route, Some("/-/healthy" | "/-/ready"));
     let mut response = if probe {
-        handle(&req, &shared.store, &shared.settings, peer)
+        handle(&req, route, &shared.store, &shared.settings, peer)
     } else if config.rate_limit.as_ref().is_some_and(|r| !r.allow()) {
         text(StatusCode::TOO_MANY_REQUESTS, "Too many requests\n")
     } else {
@@ -37,10 +40,10 @@ pub(super) async fn respond(
         if refused {
             tracing::debug!(%peer, "Basic authentication failed");
             unauthorized()
-        } else if req.uri().path() == "/-/reload" && shared.settings.reload.is_some() {
+        } else if route == Some("/-/reload") && shared.settings.reload.is_some() {
             reload(&req, shared.settings.reload.as_ref()).await
         } else {
-            handle(&req, &shared.store, &shared.settings, peer)
+            handle(&req, route, &shared.store, &shared.settings, peer)
         }
     };
     let headers = response.headers_mut();
@@ -51,6 +54,28 @@ pub(super) async fn respond(
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+/// The route a request path asks for: the path with the route prefix taken off (`/` is the
+/// landing page); `Some("")` for the prefix alone, `None` for a path outside the prefix.
+fn route<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    if prefix.is_empty() {
+        return Some(path);
+    }
+    let rest = path.strip_prefix(prefix)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+/// Sends the prefix alone (`/iam`) to the landing page (`/iam/`), so that the page's relative
+/// links resolve under the prefix. The location is relative too (`./iam/`), so that it holds
+/// behind a proxy that rewrites the host.
+fn to_landing_page(path: &str) -> Response<Full<Bytes>> {
+    let last = path.rsplit('/').next().unwrap_or("");
+    let mut r = text(StatusCode::FOUND, "Found\n");
+    if let Ok(location) = HeaderValue::from_str(&format!("./{last}/")) {
+        r.headers_mut().insert(header::LOCATION, location);
+    }
+    r
 }
 
 /// `POST /-/reload` (or PUT), as in Prometheus: re-reads the config file and the web config;
@@ -126,25 +151,33 @@ pub fn accepts_gzip(accept_encoding: Option<&HeaderValue>) -> bool {
     })
 }
 
+/// Answers the route `route` (see [`route`]) of `req`.
 fn handle(
     req: &Request<Incoming>,
+    route: Option<&str>,
     store: &Store,
     settings: &ServerSettings,
     peer: SocketAddr,
 ) -> Response<Full<Bytes>> {
-    let path = req.uri().path();
     let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
     // Nothing here takes a body; refuse one rather than read it.
     let has_body =
         req.body().size_hint().lower() > 0 || req.headers().contains_key(header::TRANSFER_ENCODING);
-    tracing::trace!(%peer, method = %req.method(), path, "Request");
+    tracing::trace!(%peer, method = %req.method(), path = req.uri().path(), "Request");
 
-    let known = path == settings.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready");
+    let Some(path) = route else {
+        return text(StatusCode::NOT_FOUND, "Not found\n");
+    };
+    let known =
+        path == settings.telemetry_path || matches!(path, "" | "/" | "/-/healthy" | "/-/ready");
     if !known {
         return text(StatusCode::NOT_FOUND, "Not found\n");
     }
     if !read_only {
         return method_not_allowed("GET, HEAD");
+    }
+    if path.is_empty() {
+        return to_landing_page(req.uri().path());
     }
     if has_body {
         return text(
@@ -156,10 +189,11 @@ fn handle(
     let published = store.published();
     if path == settings.telemetry_path {
         let gzip = accepts_gzip(req.headers().get(header::ACCEPT_ENCODING));
+        // The snapshot rendered in advance, then the process series read now.
         let body = if gzip {
-            published.metrics_gzip.clone()
+            super::process::append(&published.metrics_gzip, true)
         } else {
-            published.metrics.clone()
+            super::process::append(&published.metrics, false)
         };
         let mut r = Response::new(Full::new(body));
         let h = r.headers_mut();
@@ -182,7 +216,12 @@ fn handle(
         ),
         _ => {
             // Rendered per request, so that "(5m ago)" is as of now.
-            let page = landing::render(&store.accounts(), &settings.telemetry_path, Utc::now());
+            let page = landing::render(
+                &store.accounts(),
+                &store.judge_settings(),
+                &settings.telemetry_path,
+                Utc::now(),
+            );
             let mut r = Response::new(Full::new(Bytes::from(page)));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -206,5 +245,21 @@ mod tests {
         assert!(!accepts_gzip(v("gzip;q=0").as_ref()));
         assert!(!accepts_gzip(v("identity").as_ref()));
         assert!(!accepts_gzip(None));
+    }
+
+    #[test]
+    fn routes_are_served_under_the_prefix_only() {
+        assert_eq!(route("/metrics", ""), Some("/metrics"));
+        assert_eq!(route("/", ""), Some("/"));
+        assert_eq!(route("/iam/metrics", "/iam"), Some("/metrics"));
+        assert_eq!(route("/iam/", "/iam"), Some("/"));
+        assert_eq!(route("/iam/-/reload", "/iam"), Some("/-/reload"));
+        assert_eq!(route("/iam", "/iam"), Some(""));
+        assert_eq!(route("/iamx/metrics", "/iam"), None);
+        assert_eq!(route("/metrics", "/iam"), None);
+        assert_eq!(route("/", "/a/b"), None);
+        let r = to_landing_page("/a/iam");
+        assert_eq!(r.status(), StatusCode::FOUND);
+        assert_eq!(r.headers()[header::LOCATION], "./iam/");
     }
 }

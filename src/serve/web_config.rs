@@ -18,6 +18,7 @@ use super::rate_limit::RateLimiter;
 use super::setting::SettingError;
 use super::tls::{self, TlsFile};
 use crate::config::duration;
+use crate::state::Store;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -381,10 +382,11 @@ impl WebState {
     }
 }
 
-/// Logs what a reload did.
-fn report(outcome: Reload, state: &WebState) {
+/// Logs what a reload did. Returns `Some(applied)` when the file was tried, `None` when it
+/// was unchanged.
+pub fn report(outcome: &Reload, state: &WebState) -> Option<bool> {
     match outcome {
-        Reload::Unchanged => {}
+        Reload::Unchanged => None,
         Reload::Applied => {
             let c = state.current();
             tracing::info!(
@@ -392,38 +394,42 @@ fn report(outcome: Reload, state: &WebState) {
                 basic_auth_users = c.auth.as_ref().map_or(0, BasicAuth::users),
                 "Web configuration reloaded"
             );
+            Some(true)
         }
         Reload::Refused(e) => {
             tracing::error!(error = %e, "Web configuration refused; the previous one stays in force");
+            Some(false)
         }
     }
 }
 
 /// Starts re-reading the web configuration every `interval` when it (or a certificate, key
-/// or CA file it names) changed, and at once, changed or not, when `wake` is notified (SIGHUP
-/// and POST /-/reload, handled by the daemon for both configuration files). Abort the task to
-/// stop.
+/// or CA file it names) changed, recording each outcome in `store`'s reload status. SIGHUP
+/// and POST /-/reload reload it at once through the daemon, with the config file. Abort the
+/// task to stop.
 pub fn spawn_reloader(
     state: Arc<WebState>,
     interval: Duration,
-    wake: Arc<tokio::sync::Notify>,
+    store: Arc<Store>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
-            let force = tokio::select! {
-                _ = tick.tick() => false,
-                _ = wake.notified() => true,
-            };
+            tick.tick().await;
             if state.path().is_none() {
                 continue;
             }
-            let s = state.clone();
-            match tokio::task::spawn_blocking(move || s.reload(force)).await {
-                Ok(outcome) => report(outcome, &state),
-                Err(e) => tracing::error!(error = %e, "Reloading the web configuration failed"),
+            let (s, st) = (state.clone(), store.clone());
+            let done = tokio::task::spawn_blocking(move || {
+                if let Some(ok) = report(&s.reload(false), &s) {
+                    st.record_reload(ok);
+                }
+            })
+            .await;
+            if let Err(e) = done {
+                tracing::error!(error = %e, "Reloading the web configuration failed");
             }
         }
     })

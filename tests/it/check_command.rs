@@ -1,12 +1,21 @@
 //! `iam-credentials-exporter check`: the offline judge, its outputs and exit codes.
 use crate::support::*;
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn check(args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+    check_env(args, stdin, &[])
+}
+
+/// Runs `check` with `env` set (COLUMNS unset unless `env` sets it: the table is 100 columns
+/// wide when piped without it).
+fn check_env(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> (i32, String, String) {
     let mut child = Command::new(BIN)
         .arg("check")
         .args(args)
+        .env_remove("COLUMNS")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -27,33 +36,273 @@ fn check(args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
     )
 }
 
+/// The text with every run of whitespace (line breaks too) made one space.
+fn normalized(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A finding as the table shows it, its detail's wrapped lines joined with spaces (a word
+/// split across lines would not join back).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Row {
+    severity: String,
+    check: String,
+    user: String,
+    detail: String,
+}
+
+/// The findings section of a table: the rows until the first empty line. With `DETAIL` in
+/// the header, details start in that column; without, they are on lines of their own under
+/// each row.
+fn table_findings(out: &str) -> Vec<Row> {
+    let mut lines = out.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("SEVERITY") && header.contains("CHECK") && header.contains("USER"),
+        "{out}"
+    );
+    let detail_at = header.find("DETAIL");
+    let mut rows: Vec<Row> = Vec::new();
+    for l in lines {
+        if l.is_empty() {
+            break;
+        }
+        if l.starts_with(' ') {
+            if rows.is_empty() {
+                assert_eq!((detail_at, l.trim()), (None, "DETAIL"), "{out}");
+                continue;
+            }
+            let r = rows.last_mut().unwrap();
+            if !r.detail.is_empty() {
+                r.detail.push(' ');
+            }
+            r.detail.push_str(l.trim());
+        } else {
+            let (front, detail) = match detail_at {
+                Some(at) => (&l[..at], l[at..].to_owned()),
+                None => (l, String::new()),
+            };
+            let cells: Vec<&str> = front.split_whitespace().collect();
+            assert_eq!(cells.len(), 3, "{l}");
+            rows.push(Row {
+                severity: cells[0].to_owned(),
+                check: cells[1].to_owned(),
+                user: cells[2].to_owned(),
+                detail,
+            });
+        }
+    }
+    rows
+}
+
+/// The failures-per-check section: check, severity, count and controls (wrapped lines
+/// joined).
+fn table_counts(out: &str) -> Vec<(String, String, u64, String)> {
+    let section = out.split("\n\n").nth(1).unwrap_or_else(|| panic!("{out}"));
+    let mut lines = section.lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with("CHECK  "), "{out}");
+    let controls_at = header.find("CONTROLS").unwrap_or_else(|| panic!("{out}"));
+    let mut rows: Vec<(String, String, u64, String)> = Vec::new();
+    for l in lines {
+        if l.starts_with(' ') {
+            let r = rows.last_mut().unwrap();
+            r.3.push(' ');
+            r.3.push_str(l.trim());
+            continue;
+        }
+        let cells: Vec<&str> = l[..controls_at].split_whitespace().collect();
+        rows.push((
+            cells[0].to_owned(),
+            cells[1].to_owned(),
+            cells[2].parse().unwrap(),
+            l[controls_at..].to_owned(),
+        ));
+    }
+    rows
+}
+
+/// The remediation section: each check named once, its remediation's wrapped lines joined.
+fn table_remediations(out: &str) -> Vec<(String, String)> {
+    let (_, after) = out
+        .split_once("To fix (USER, KEY_ID and the like are placeholders):\n")
+        .unwrap_or_else(|| panic!("{out}"));
+    let mut blocks: Vec<(String, String)> = Vec::new();
+    for l in after.lines().take_while(|l| !l.is_empty()) {
+        match l.strip_prefix("    ") {
+            Some(text) => {
+                let b = blocks.last_mut().unwrap();
+                if !b.1.is_empty() {
+                    b.1.push(' ');
+                }
+                b.1.push_str(text);
+            }
+            None => blocks.push((l.strip_suffix(':').unwrap().to_owned(), String::new())),
+        }
+    }
+    blocks
+}
+
+/// The catalogue, as `checks --output json` prints it.
+fn catalogue() -> Vec<serde_json::Value> {
+    let out = Command::new(BIN)
+        .args(["checks", "--output", "json"])
+        .output()
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
 const AT: &str = "--at=2026-11-25T06:00:00Z";
 
 #[test]
-fn table_names_check_control_user_and_detail() {
+fn the_table_fits_the_width_with_severity_counts_and_remediation_once_per_check() {
     let sample = sample_report();
-    let (code, out, _) = check(&[sample.to_str().unwrap(), AT], None);
-    assert_eq!(code, 1, "findings mean exit 1");
-    let header = out.lines().next().unwrap();
-    assert!(
-        header.starts_with("CHECK")
-            && header.contains("CONTROLS")
-            && header.contains("USER")
-            && header.contains("DETAIL")
-    );
-    let bob = out
-        .lines()
-        .find(|l| l.starts_with("console_user_without_mfa") && l.contains("bob"))
-        .unwrap();
-    assert!(bob.contains("IAM.5, CIS v7.0 2.10"), "{bob}");
-    assert!(
-        out.contains("access key 1 last rotated 2024-02-01 (1027 days ago)"),
-        "{out}"
-    );
-    assert!(
-        out.contains("24 finding(s) for 8 of 9 user(s) and root in account 123456789012"),
-        "{out}"
-    );
+    let sample = sample.to_str().unwrap();
+    let (_, json, _) = check(&[sample, AT, "-o", "json"], None);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mut expected: Vec<Row> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| Row {
+            severity: f["severity"].as_str().unwrap().to_owned(),
+            check: f["check"].as_str().unwrap().to_owned(),
+            user: f["user"].as_str().unwrap().to_owned(),
+            detail: f["detail"].as_str().unwrap().to_owned(),
+        })
+        .collect();
+    expected.sort();
+    let catalogue = catalogue();
+    let entry = |check: &str| catalogue.iter().find(|c| c["id"] == check).unwrap().clone();
+    let rank = |severity: &str| {
+        ["critical", "high", "medium", "low", "informational"]
+            .iter()
+            .position(|s| *s == severity)
+            .unwrap()
+    };
+    let failing: Vec<(String, u64)> = v["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["failures"].as_u64().is_some_and(|n| n > 0))
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap().to_owned(),
+                f["failures"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+
+    for width in [80, 100] {
+        let columns = width.to_string();
+        let (code, out, _) = check_env(&[sample, AT], None, &[("COLUMNS", &columns)]);
+        assert_eq!(code, 1, "findings mean exit 1");
+        eprintln!("--- check {AT} examples/credential-report.csv, COLUMNS={width} ---\n{out}");
+        for l in out.lines() {
+            assert!(l.chars().count() <= width, "{width}: {l:?} is too long");
+        }
+        // Every finding, with its severity, and its detail unbroken; most severe first.
+        let rows = table_findings(&out);
+        let severities: Vec<usize> = rows.iter().map(|r| rank(&r.severity)).collect();
+        assert!(severities.is_sorted(), "most severe first: {severities:?}");
+        let mut sorted = rows.clone();
+        sorted.sort();
+        assert_eq!(sorted, expected, "{width}:\n{out}");
+        // The failures per check, with severity and controls.
+        let counts = table_counts(&out);
+        assert_eq!(
+            counts
+                .iter()
+                .map(|c| (c.0.clone(), c.2))
+                .collect::<BTreeSet<_>>(),
+            failing.iter().cloned().collect::<BTreeSet<_>>(),
+            "{out}"
+        );
+        for (check, severity, _, controls) in &counts {
+            let e = entry(check);
+            assert_eq!(severity, e["severity"].as_str().unwrap());
+            let hub: Vec<String> = serde_json::from_value(e["security_hub"].clone()).unwrap();
+            for id in hub {
+                assert!(controls.contains(&id), "{check}: {controls}");
+            }
+        }
+        // The remediation of each failing check, once, as the catalogue has it.
+        let fixes = table_remediations(&out);
+        assert_eq!(
+            fixes.iter().map(|f| f.0.clone()).collect::<Vec<_>>(),
+            counts.iter().map(|c| c.0.clone()).collect::<Vec<_>>()
+        );
+        for (check, text) in &fixes {
+            assert_eq!(
+                text,
+                entry(check)["remediation"].as_str().unwrap(),
+                "{check}"
+            );
+        }
+        assert!(
+            normalized(&out).contains(
+                "24 finding(s) for 8 of 10 principal(s) (9 user(s) and root) in account 123456789012."
+            ),
+            "{out}"
+        );
+        let header = out.lines().next().unwrap();
+        assert_eq!(
+            header.contains("DETAIL"),
+            width == 100,
+            "details beside the row at 100 columns, under it at 80: {header}"
+        );
+    }
+    // Piped without COLUMNS: 100 columns.
+    let (_, piped, _) = check(&[sample, AT], None);
+    let (_, hundred, _) = check_env(&[sample, AT], None, &[("COLUMNS", "100")]);
+    assert_eq!(piped, hundred);
+}
+
+/// The summary counts root among the principals, with the IAM users, so the failing ones
+/// never outnumber the judged ones (cloudmapper's fixtures read "3 of 2" and "1 of 0").
+#[test]
+fn the_summary_counts_users_and_root_consistently() {
+    for (fixture, summary, failing, principals) in [
+        (
+            "duo-labs__cloudmapper__demo-3users.csv",
+            "15 finding(s) for 3 of 3 principal(s) (2 user(s) and root) in account 123456789012.",
+            3,
+            3,
+        ),
+        (
+            "duo-labs__cloudmapper__demo-root-only.csv",
+            "1 finding(s) for 1 of 1 principal(s) (0 user(s) and root) in account 653711331788.",
+            1,
+            1,
+        ),
+        (
+            "cloud-custodian__cloud-custodian__unused-keys-root-keys-certs.csv",
+            "34 finding(s) for 8 of 8 principal(s) (7 user(s) and root) in account 619193117841.",
+            8,
+            8,
+        ),
+    ] {
+        let path = repo().join("tests/fixtures/third-party").join(fixture);
+        let path = path.to_str().unwrap();
+        let (code, out, err) = check(&[path, AT], None);
+        assert_eq!(code, 1, "{fixture}: {err}");
+        assert!(normalized(&out).contains(summary), "{fixture}:\n{out}");
+        let (_, json, _) = check(&[path, AT, "-o", "json"], None);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let users: BTreeSet<&str> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["user"].as_str().unwrap())
+            .collect();
+        assert_eq!(users.len(), failing, "{fixture}");
+        let judged = v["users"].as_u64().unwrap() + u64::from(v["root_in_report"] == true);
+        assert_eq!(judged, principals, "{fixture}");
+    }
 }
 
 #[test]
@@ -80,15 +329,26 @@ fn json_and_csv_outputs() {
     let mut r = csv::Reader::from_reader(out.as_bytes());
     assert_eq!(
         r.headers().unwrap(),
-        vec!["check", "severity", "controls", "user", "arn", "key", "since", "detail"]
+        vec![
+            "account_id",
+            "check",
+            "severity",
+            "controls",
+            "user",
+            "arn",
+            "key",
+            "since",
+            "detail"
+        ]
     );
     let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 24);
+    assert!(rows.iter().all(|r| &r[0] == "123456789012"));
     // A user name with a comma survives the round trip.
-    assert!(rows.iter().any(|r| &r[3] == "reports,etl"));
+    assert!(rows.iter().any(|r| &r[4] == "reports,etl"));
     assert!(rows
         .iter()
-        .any(|r| &r[0] == "root_access_key" && &r[1] == "critical"));
+        .any(|r| &r[1] == "root_access_key" && &r[2] == "critical"));
 }
 
 #[test]
@@ -97,9 +357,18 @@ fn clean_reports_exit_zero_and_read_stdin() {
 alice,arn:aws:iam::111122223333:user/alice,2026-01-01T00:00:00Z,true,2026-11-24T00:00:00Z,2026-11-01T00:00:00Z,N/A,true,false,N/A,false,N/A,false,N/A,false,N/A\n";
     let (code, out, err) = check(&["-", AT], Some(clean.as_bytes()));
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("0 finding(s)"), "{out}");
-    let (code, _, _) = check(&[AT], Some(clean.as_bytes()));
+    assert_eq!(
+        out,
+        "No findings for 1 user(s) (root not in report) in account 111122223333.\n\
+         root not in report, not judged: root_without_mfa, root_access_key, root_used_recently.\n",
+        "no bare header"
+    );
+    let (code, _, err) = check(&[AT], Some(clean.as_bytes()));
     assert_eq!(code, 0, "stdin is the default");
+    assert!(
+        !err.contains("reading the credential report"),
+        "no notice when standard input is not a terminal: {err}"
+    );
 }
 
 #[test]
@@ -279,14 +548,15 @@ fn root_credentials_removed_centrally_pass_and_a_dateless_active_key_counts() {
     );
     let (code, out, _) = check(&["-", AT], Some(dateless.as_bytes()));
     assert_eq!(code, 1, "{out}");
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("root_access_key"))
+    let row = table_findings(&out)
+        .into_iter()
+        .find(|r| r.check == "root_access_key")
         .unwrap_or_else(|| panic!("{out}"));
-    assert!(
-        line.contains("root access key 1 is active; the report gives no creation date, so its age cannot be judged"),
-        "{line}"
+    assert_eq!(
+        row.detail,
+        "root access key 1 is active; the report gives no creation date, so its age cannot be judged"
     );
+    assert_eq!(row.severity, "critical");
 }
 
 #[test]
@@ -340,4 +610,60 @@ fn the_readme_lists_the_catalogue() {
         readme.contains(&table),
         "README.md's table of checks differs from `iam-credentials-exporter checks --output markdown`; paste that output into the README:\n{table}"
     );
+}
+
+/// `script` (util-linux, in Debian's essential bsdutils) runs `command` on a pseudo-terminal,
+/// with `input` typed into it; what the terminal showed (standard output and error, with
+/// CR LF line ends) and the command's exit code.
+fn on_a_terminal(command: &str, input: &[u8]) -> (i32, String) {
+    let mut child = Command::new("script")
+        .args(["-qec", command, "/dev/null"])
+        .env_remove("COLUMNS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n"),
+    )
+}
+
+/// With no FILE and a terminal on standard input, `check` says what it waits for instead of
+/// waiting silently; Ctrl-D ends the (here empty) input.
+#[test]
+fn reading_from_a_terminal_says_so() {
+    let (code, out) = on_a_terminal(&format!("'{BIN}' check {AT}"), b"\x04");
+    assert_eq!(code, 2, "an empty report: {out}");
+    assert!(
+        out.starts_with(
+            "reading the credential report from standard input (end with Ctrl-D); see --help\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("error: standard input: the credential report is empty"),
+        "{out}"
+    );
+}
+
+/// On a terminal without COLUMNS, the table fits the terminal's width.
+#[test]
+fn the_table_fits_the_terminal() {
+    let sample = sample_report();
+    let (code, out) = on_a_terminal(
+        &format!(
+            "stty rows 24 cols 72 && '{BIN}' check '{}' {AT}",
+            sample.display()
+        ),
+        b"",
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("24 finding(s)"), "{out}");
+    for l in out.lines() {
+        assert!(l.chars().count() <= 72, "{l:?}\n{out}");
+    }
 }

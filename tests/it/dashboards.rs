@@ -1,7 +1,9 @@
 //! The Grafana dashboards in `dashboards/*.json`:
 //!
 //! - they follow the conventions (stable uid, tags, a `datasource` variable, `job` and
-//!   `account_id` variables used by every query, panels on the grid without overlap);
+//!   `account_id` variables used by every query of per-account series, panels on the grid
+//!   without overlap, account names beside ids, every table of accounts linking each account to
+//!   the users dashboard filtered to it);
 //! - they type-check with `tsc --strict` against npm's `@grafana/schema`, each panel also against
 //!   its own plugin's options;
 //! - every panel and variable query parses in a real Prometheus;
@@ -32,35 +34,80 @@ const LIVE_ONLY: [(&str, &str); 2] = [
     ("iam-credentials-overview", "MFA devices in use"),
 ];
 
-/// The exporter-wide families of the exceptions: they carry no `account_id` (an exception is
-/// not an account's), so a query reading only these cannot filter on `$account_id` (it would
-/// select nothing), and must not.
-const EXPORTER_WIDE: [&str; 3] = [
+/// The exporter-wide families: they carry no `account_id`, so a query reading only these
+/// cannot filter on `$account_id` (it would select nothing), and must not. The exceptions' (an
+/// exception is not an account's), the exporter's own build, account-count, discovery and
+/// config-reload series, and the standard process metrics.
+const EXPORTER_WIDE: [&str; 15] = [
     "aws_iam_exception_info",
     "aws_iam_exception_expiry_timestamp_seconds",
     "aws_iam_exception_matches",
+    "iam_credentials_exporter_build_info",
+    "iam_credentials_exporter_accounts",
+    "iam_credentials_exporter_organization_discovery_success",
+    "iam_credentials_exporter_organization_accounts",
+    "iam_credentials_exporter_config_last_reload_successful",
+    "iam_credentials_exporter_config_last_reload_success_timestamp_seconds",
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_open_fds",
+    "process_max_fds",
+    "process_start_time_seconds",
 ];
 
-/// The metric names in a query that start with `aws_iam_`.
-fn aws_iam_families(expr: &str) -> BTreeSet<&str> {
+/// Prefixes of the exporter's metric names: its data, its own health, its process.
+const PREFIXES: [&str; 3] = ["aws_iam_", "iam_credentials_exporter_", "process_"];
+
+/// The metric names in a query that start with one of [`PREFIXES`].
+fn exporter_families(expr: &str) -> BTreeSet<&str> {
     let mut out = BTreeSet::new();
-    let mut rest = expr;
-    while let Some(i) = rest.find("aws_iam_") {
-        let tail = &rest[i..];
-        let end = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(tail.len());
-        // A label or a longer word that merely contains the prefix is not a metric name.
-        let preceded = rest[..i]
-            .chars()
-            .next_back()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !preceded {
-            out.insert(&tail[..end]);
+    for prefix in PREFIXES {
+        let mut rest = expr;
+        while let Some(i) = rest.find(prefix) {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            // A label or a longer word that merely contains the prefix is not a metric name.
+            let preceded = rest[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !preceded {
+                out.insert(&tail[..end]);
+            }
+            rest = &tail[end..];
         }
-        rest = &tail[end..];
     }
     out
+}
+
+/// The users dashboard, which tables of accounts link to.
+const USERS_UID: &str = "iam-credentials-users";
+
+/// Whether a panel's queries give the account's display name: joined from
+/// `aws_iam_account_info` onto the query's series as the `account` label.
+fn names_accounts(expr: &str) -> bool {
+    expr.contains("group_left (account)") && expr.contains("aws_iam_account_info")
+}
+
+/// Whether a table panel links its `Account` column to the users dashboard with the row's
+/// account id.
+fn links_accounts_to_users(panel: &Json) -> bool {
+    panel["fieldConfig"]["overrides"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["matcher"]["options"] == "Account")
+        .flat_map(|o| o["properties"].as_array().into_iter().flatten())
+        .filter(|p| p["id"] == "links")
+        .flat_map(|p| p["value"].as_array().into_iter().flatten())
+        .filter_map(|l| l["url"].as_str())
+        .any(|url| {
+            url.starts_with(&format!("/d/{USERS_UID}/"))
+                && url.contains("var-account_id=${__data.fields.account_id}")
+        })
 }
 
 /// The config file the data test runs the exporter with: one exception, muting bob's
@@ -137,7 +184,7 @@ impl Dashboard {
                 dashboard: self.uid().to_owned(),
                 what: format!("variable {}", v["name"]),
                 panel: None,
-                expr: label_values_to_promql(q)
+                expr: variable_to_promql(q)
                     .unwrap_or_else(|| panic!("{}: variable query {q:?}", self.file)),
             });
         }
@@ -169,6 +216,15 @@ fn label_values_to_promql(q: &str) -> Option<String> {
     Some(format!("group by ({}) ({})", label.trim(), selector.trim()))
 }
 
+/// A query variable's query as PromQL: `label_values(...)`, or `query_result(EXPR)` (whose
+/// series the variable's regex turns into text and value), EXPR itself.
+fn variable_to_promql(q: &str) -> Option<String> {
+    if let Some(inner) = q.trim().strip_prefix("query_result(") {
+        return Some(inner.strip_suffix(')')?.to_owned());
+    }
+    label_values_to_promql(q)
+}
+
 fn dashboards() -> Vec<Dashboard> {
     let dir = repo().join("dashboards");
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
@@ -197,6 +253,9 @@ fn dashboards() -> Vec<Dashboard> {
 fn substitute(expr: &str, variables: &BTreeSet<String>) -> Result<String, String> {
     let value = |name: &str| -> Result<&'static str, String> {
         match name {
+            // label_replace's capture groups: Grafana leaves `$1` alone (no variable has that
+            // name), and so does the test.
+            n if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => Ok(""),
             "__rate_interval" | "__interval" | "__range" => Ok("1h"),
             "__range_s" => Ok("3600"),
             "__interval_ms" | "__range_ms" => Ok("3600000"),
@@ -220,7 +279,13 @@ fn substitute(expr: &str, variables: &BTreeSet<String>) -> Result<String, String
                 .unwrap_or(rest.len());
             (&rest[..end], end)
         };
-        out.push_str(value(name)?);
+        match value(name)? {
+            "" => {
+                out.push('$');
+                out.push_str(&rest[..len]);
+            }
+            v => out.push_str(v),
+        }
         rest = &rest[len..];
     }
     out.push_str(rest);
@@ -278,6 +343,18 @@ fn dashboards_follow_the_conventions() {
                 _ => bad(format!("no `{name}` query variable on ${{datasource}}")),
             }
         }
+        // The account selector shows display names, its values are the ids.
+        if let Some(v) = vars.get("account_id") {
+            let q = v["query"]["query"].as_str().unwrap_or_default();
+            let regex = v["regex"].as_str().unwrap_or_default();
+            if !(q.starts_with("query_result(")
+                && names_accounts(&format!("group_left (account) {q}"))
+                && regex.contains("(?<text>")
+                && regex.contains("(?<value>"))
+            {
+                bad("`account_id` must list accounts by name (query_result of aws_iam_account_info, regex capturing text and value)".into());
+            }
+        }
 
         let mut ids = BTreeSet::new();
         let mut boxes: Vec<(String, [i64; 4])> = Vec::new();
@@ -316,6 +393,50 @@ fn dashboards_follow_the_conventions() {
             if targets.is_empty() {
                 bad(format!("panel {title:?}: no queries"));
             }
+            // Accounts by name: a legend or table of accounts shows the display name, and a
+            // table's Account column links to the users dashboard filtered to that account.
+            for t in &targets {
+                let expr = t["expr"].as_str().unwrap_or_default();
+                let legend = t["legendFormat"].as_str().unwrap_or_default();
+                if legend.contains("{{account_id}}") {
+                    bad(format!(
+                        "panel {title:?}: legend {legend:?} shows the account id: use {{{{account}}}}"
+                    ));
+                }
+                if legend.contains("{{account}}") && !names_accounts(expr) {
+                    bad(format!(
+                        "panel {title:?}: legend {{{{account}}}} but `{expr}` does not join aws_iam_account_info"
+                    ));
+                }
+            }
+            let lists_accounts = kind == "table"
+                && targets.iter().any(|t| {
+                    let expr = t["expr"].as_str().unwrap_or_default();
+                    expr.contains("account_id")
+                        && exporter_families(expr)
+                            .iter()
+                            .any(|f| !EXPORTER_WIDE.contains(f))
+                });
+            let matrix = p["transformations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| t["id"] == "groupingToMatrix");
+            if lists_accounts {
+                let named = targets
+                    .iter()
+                    .all(|t| names_accounts(t["expr"].as_str().unwrap_or_default()));
+                if !named {
+                    bad(format!(
+                        "panel {title:?}: a table of accounts whose queries do not all join the account's name"
+                    ));
+                }
+                if !matrix && !links_accounts_to_users(p) {
+                    bad(format!(
+                        "panel {title:?}: the Account column must link to /d/{USERS_UID}/ with var-account_id=${{__data.fields.account_id}}"
+                    ));
+                }
+            }
             for t in targets {
                 let expr = t["expr"].as_str().unwrap_or_default();
                 if t["datasource"] != datasource_ref() {
@@ -326,7 +447,7 @@ fn dashboards_follow_the_conventions() {
                 if !expr.contains(r#"job=~"$job""#) {
                     bad(format!("panel {title:?}: `{expr}` ignores $job"));
                 }
-                let families = aws_iam_families(expr);
+                let families = exporter_families(expr);
                 let per_account = families.iter().any(|f| !EXPORTER_WIDE.contains(f));
                 if per_account && !expr.contains(r#"account_id=~"$account_id""#) {
                     bad(format!("panel {title:?}: `{expr}` ignores $account_id"));
@@ -586,6 +707,42 @@ fn every_query_returns_data_from_the_exporter() {
         exporter.metrics()
     );
     println!("{with_data} queries returned data; {live_only} live-only queries ran empty");
+
+    // File mode has no aws_iam_account_info (a config's account `name` and the live alias
+    // give it), so above every account went by its id. Stand a series with a display name in
+    // for it: every query that names accounts must then show that name, and no id.
+    let info = regex::Regex::new(r"aws_iam_account_info\{[^}]*\}").unwrap();
+    let stand_in = r#"label_replace(group by (account_id, job) (iam_credentials_exporter_refresh_success{job="iam-credentials-exporter"}), "name", "Payments prod", "", "")"#;
+    let mut named = 0;
+    for (q, expr) in substituted_queries() {
+        let Ok(expr) = expr else { continue };
+        if q.live_only() || !expr.contains("aws_iam_account_info") {
+            continue;
+        }
+        let expr = info.replace_all(&expr, stand_in).into_owned();
+        match prom.query(&expr) {
+            Err(e) => problems.push(format!("{} {}: `{expr}`: {e}", q.dashboard, q.what)),
+            Ok(r) if r.is_empty() => problems.push(format!(
+                "{} {}: `{expr}` returned no data with a named account",
+                q.dashboard, q.what
+            )),
+            Ok(r) => {
+                for series in r {
+                    let account = series["metric"]["account"].as_str();
+                    if account != Some("Payments prod") {
+                        problems.push(format!(
+                            "{} {}: account {account:?} instead of the display name in {}",
+                            q.dashboard, q.what, series["metric"]
+                        ));
+                    }
+                }
+                named += 1;
+            }
+        }
+    }
+    assert!(named > 0, "no query names accounts");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    println!("{named} queries show the account's display name");
 }
 
 #[test]
@@ -600,10 +757,26 @@ fn substitution_replaces_every_variable_form() {
     );
     assert!(substitute("x{a=~\"$nope\"}", &vars).is_err());
     assert_eq!(
-        aws_iam_families(
-            r#"max by (exception) (aws_iam_exception_matches{job=~"$job"}) * on (x) aws_iam_users{x_aws_iam_y="1"}"#
+        exporter_families(
+            r#"max by (exception) (aws_iam_exception_matches{job=~"$job"}) * on (x) aws_iam_users{x_aws_iam_y="1"} + process_open_fds + iam_credentials_exporter_accounts"#
         ),
-        BTreeSet::from(["aws_iam_exception_matches", "aws_iam_users"])
+        BTreeSet::from([
+            "aws_iam_exception_matches",
+            "aws_iam_users",
+            "process_open_fds",
+            "iam_credentials_exporter_accounts"
+        ])
+    );
+    assert_eq!(
+        substitute(
+            r#"label_replace(x{a=~"$job"}, "b", "$1", "c", "(.+)")"#,
+            &vars
+        ),
+        Ok(r#"label_replace(x{a=~".+"}, "b", "$1", "c", "(.+)")"#.to_owned())
+    );
+    assert_eq!(
+        variable_to_promql("query_result(group by (a) (x))"),
+        Some("group by (a) (x)".to_owned())
     );
     assert_eq!(
         label_values_to_promql(r#"label_values(aws_iam_users{job=~"$job"}, account_id)"#),

@@ -106,7 +106,8 @@ fn http_surface() {
         .unwrap()
         .starts_with("text/html"));
     assert!(landing.text().contains("123456789012"));
-    assert!(landing.text().contains(r#"href="/probe""#));
+    // Links are relative to the page, so that they work behind a path-prefix proxy.
+    assert!(landing.text().contains(r#"href="./probe""#));
     assert_eq!(get(&exporter.url("/metrics")).status, 404);
     assert_eq!(get(&exporter.url("/nope")).status, 404);
 
@@ -124,11 +125,27 @@ fn http_surface() {
         &[("accept-encoding", "gzip, deflate")],
     );
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    // The snapshot, then the process series in a gzip member of their own: read them all, as
+    // Prometheus's reader does.
     let mut unzipped = String::new();
-    flate2::read::GzDecoder::new(&gz.body[..])
+    flate2::read::MultiGzDecoder::new(&gz.body[..])
         .read_to_string(&mut unzipped)
         .unwrap();
-    assert_eq!(unzipped, plain.text());
+    // The process series are read at each scrape, so their values may differ between the two.
+    let snapshot = |text: &str| -> String {
+        text.lines()
+            .filter(|l| !l.starts_with("process_"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    assert_eq!(snapshot(&unzipped), snapshot(&plain.text()));
+    for text in [&unzipped, &plain.text()] {
+        assert!(
+            text.contains("\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total "),
+            "{text}"
+        );
+        assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
+    }
     assert!(
         gz.body.len() * 4 < plain.body.len(),
         "gzip should shrink the exposition"
@@ -881,9 +898,19 @@ fn storage_path_that_cannot_be_a_directory_fails_at_start() {
         ]);
         let out = crate::support::tools::run(cmd, dir.path(), Duration::from_secs(20));
         assert_eq!(out.status.code(), Some(1), "{}", out.both());
+        // The fatal error is printed once, as a log line.
         let err = out.stderr.lines().last().unwrap_or_default();
         assert!(
-            err.starts_with("error: --storage.path: ") && err.contains(storage.to_str().unwrap()),
+            err.contains("level=ERROR")
+                && err.contains("msg=Exiting")
+                && err.contains("error=\"--storage.path: ")
+                && err.contains(storage.to_str().unwrap()),
+            "{}",
+            out.both()
+        );
+        assert_eq!(
+            out.stderr.matches("--storage.path: ").count(),
+            1,
             "{}",
             out.both()
         );

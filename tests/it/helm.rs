@@ -1,8 +1,10 @@
 //! The Helm chart in `helm/iam-credentials-exporter`: linted, rendered with every `ci/*-values.yaml`
 //! file, validated against the Kubernetes schemas, and inspected for what a deployment relies on
-//! (probes, security context, shard flags, the bundled rules and dashboards). Also checks that the
-//! chart's copies of the alert rules and dashboards match their sources, and that every value is
-//! commented and documented.
+//! (probes, security context, shard flags, image, namespace, the bundled rules and dashboards,
+//! PodDisruptionBudget, extra manifests). Also checks that the chart's copies of the alert rules
+//! and dashboards match their sources, that every value is commented and documented, and that
+//! NOTES.txt's `curl` reaches a secured exporter (TLS and basic auth made by
+//! `scripts/make-test-certificate`).
 //!
 //! Needs `helm`, `kubernetes-validate` and `promtool` on PATH (`scripts/test` puts them there via
 //! `scripts/install-test-tools`); a missing tool fails the test.
@@ -17,6 +19,7 @@ use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::support::tools::{repo, run, tool, Output};
+use crate::support::{write_fresh_sample_report, Exporter};
 
 const RELEASE: &str = "exporter";
 const NAMESPACE: &str = "iam-test";
@@ -282,6 +285,36 @@ impl Rendering {
         found.into_iter().next()
     }
 
+    /// The namespace of the chart's objects: namespaceOverride, or the release's.
+    fn namespace(&self) -> String {
+        self.value("namespaceOverride")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(NAMESPACE)
+            .to_owned()
+    }
+
+    /// The objects the chart renders itself (they carry its helm.sh/chart label), not those
+    /// of extraManifests.
+    fn own(&self) -> Vec<&Value> {
+        self.objects
+            .iter()
+            .filter(|o| {
+                opt(o, "metadata.labels")
+                    .and_then(|l| l.get("helm.sh/chart"))
+                    .is_some()
+            })
+            .collect()
+    }
+
+    /// Secrets of the chart's own (extraManifests may add others).
+    fn own_secrets(&self) -> Vec<&Value> {
+        self.own()
+            .into_iter()
+            .filter(|o| str_at(o, "kind") == "Secret")
+            .collect()
+    }
+
     fn uses_tls(&self) -> bool {
         self.value("webConfig.tls").and_then(Value::as_bool) == Some(true)
             || self.value("webConfig.config.tls_server_config").is_some()
@@ -465,6 +498,160 @@ fn every_rendering_keeps_the_deployment_contract() {
         check_prometheus_rule(&r);
         check_dashboards(&r);
         check_network_policy(&r);
+        check_namespaces(&r);
+        check_image(&r);
+        check_pod_disruption_budget(&r);
+        check_extra_manifests(&r);
+    }
+}
+
+/// Every object of the chart's own is in namespaceOverride (or the release namespace), but for
+/// those whose own `namespace` value moves them.
+fn check_namespaces(r: &Rendering) {
+    let f = &r.file;
+    let ns = r.namespace();
+    for o in r.own() {
+        let kind = str_at(o, "kind");
+        let moved_by = match kind {
+            "ServiceMonitor" => "serviceMonitor.namespace",
+            "PrometheusRule" => "prometheusRule.namespace",
+            "ConfigMap" if opt(o, "data").and_then(|d| d.get("config.yml")).is_none() => {
+                "grafanaDashboards.namespace"
+            }
+            _ => "",
+        };
+        let expected = r
+            .value(moved_by)
+            .and_then(Value::as_str)
+            .filter(|s| !moved_by.is_empty() && !s.is_empty())
+            .map(str::to_owned)
+            .unwrap_or_else(|| ns.clone());
+        assert_eq!(
+            str_at(o, "metadata.namespace"),
+            expected,
+            "{f}: the {kind}'s namespace"
+        );
+    }
+}
+
+/// `[registry/]repository(:tag|@digest)`, the registry from image.registry, else
+/// global.imageRegistry; and the revision history kept.
+fn check_image(r: &Rendering) {
+    let f = &r.file;
+    let value = |p: &str| {
+        r.value(p)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let mut expected = str_at(&r.values, "image.repository").to_owned();
+    if let Some(registry) = value("image.registry").or_else(|| value("global.imageRegistry")) {
+        expected = format!("{}/{expected}", registry.trim_end_matches('/'));
+    }
+    match value("image.digest") {
+        Some(d) => expected = format!("{expected}@{d}"),
+        None => {
+            let tag = value("image.tag").unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned());
+            expected = format!("{expected}:{tag}");
+        }
+    }
+    assert_eq!(str_at(r.container(), "image"), expected, "{f}: image");
+    assert_eq!(
+        at(r.workload(), "spec.revisionHistoryLimit").as_u64(),
+        r.value("revisionHistoryLimit").and_then(Value::as_u64),
+        "{f}: revisionHistoryLimit"
+    );
+}
+
+fn check_pod_disruption_budget(r: &Rendering) {
+    let f = &r.file;
+    let enabled = r
+        .value("podDisruptionBudget.enabled")
+        .and_then(Value::as_bool)
+        == Some(true);
+    let Some(pdb) = r.maybe("PodDisruptionBudget") else {
+        assert!(
+            !enabled,
+            "{f}: podDisruptionBudget.enabled but none rendered"
+        );
+        return;
+    };
+    assert!(enabled, "{f}: PodDisruptionBudget rendered though disabled");
+    assert_eq!(str_at(pdb, "apiVersion"), "policy/v1", "{f}");
+    assert_subset(
+        at(pdb, "spec.selector.matchLabels"),
+        at(r.workload(), "spec.template.metadata.labels"),
+        &format!("{f}: PodDisruptionBudget selector"),
+    );
+    let min = r
+        .value("podDisruptionBudget.minAvailable")
+        .filter(|v| !v.is_null() && v.as_str() != Some(""));
+    match min {
+        Some(min) => {
+            assert_eq!(opt(pdb, "spec.minAvailable"), Some(min), "{f}");
+            assert!(
+                opt(pdb, "spec.maxUnavailable").is_none(),
+                "{f}: only one of the two"
+            );
+        }
+        None => {
+            assert_eq!(
+                opt(pdb, "spec.maxUnavailable"),
+                r.value("podDisruptionBudget.maxUnavailable"),
+                "{f}"
+            );
+            assert!(
+                opt(pdb, "spec.minAvailable").is_none(),
+                "{f}: only one of the two"
+            );
+        }
+    }
+}
+
+/// extraManifests: one object each, maps as given, strings through tpl.
+fn check_extra_manifests(r: &Rendering) {
+    let f = &r.file;
+    let extra = r
+        .value("extraManifests")
+        .and_then(Value::as_sequence)
+        .cloned()
+        .unwrap_or_default();
+    let rendered: Vec<&Value> = r
+        .objects
+        .iter()
+        .filter(|o| {
+            opt(o, "metadata.labels")
+                .and_then(|l| l.get("helm.sh/chart"))
+                .is_none()
+        })
+        .collect();
+    assert_eq!(
+        rendered.len(),
+        extra.len(),
+        "{f}: one object per extraManifests entry"
+    );
+    let (maps, strings): (Vec<&Value>, Vec<&Value>) = extra.iter().partition(|e| e.is_mapping());
+    for given in &maps {
+        assert!(
+            rendered.iter().any(|o| o == given),
+            "{f}: extraManifests entry not rendered as given: {}",
+            dump(given)
+        );
+    }
+    for text in strings.iter().filter_map(|s| s.as_str()) {
+        assert!(
+            text.contains("{{"),
+            "{f}: a string entry is meant to use tpl"
+        );
+    }
+    let templated: Vec<&&Value> = rendered.iter().filter(|o| !maps.contains(o)).collect();
+    assert_eq!(templated.len(), strings.len(), "{f}");
+    for o in templated {
+        let name = str_at(o, "metadata.name");
+        assert!(
+            !name.contains("{{") && name.starts_with(RELEASE),
+            "{f}: the string entry went through tpl: {name}"
+        );
     }
 }
 
@@ -689,7 +876,7 @@ fn check_web_config(r: &Rendering) {
         .value("webConfig.existingSecret")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty());
-    let secrets = r.all("Secret");
+    let secrets = r.own_secrets();
     if is_empty(inline) && existing.is_none() {
         assert!(secrets.is_empty(), "{f}: no Secret without a web config");
         assert!(r.flag("--web.config.file").is_none(), "{f}");
@@ -739,7 +926,11 @@ fn check_service_monitor(r: &Rendering) {
         "{f}: jobLabel {job_label} is not a Service label"
     );
     let namespaces = seq_at(sm, "spec.namespaceSelector.matchNames");
-    assert_eq!(namespaces, &[Value::from(NAMESPACE)], "{f}");
+    assert_eq!(
+        namespaces,
+        &[Value::from(r.namespace())],
+        "{f}: the ServiceMonitor looks for the Service where the chart put it"
+    );
     let endpoints = seq_at(sm, "spec.endpoints");
     assert_eq!(endpoints.len(), 1, "{f}");
     let endpoint = &endpoints[0];
@@ -797,6 +988,33 @@ fn check_prometheus_rule(r: &Rendering) {
         .and_then(Value::as_mapping)
         .cloned()
         .unwrap_or_default();
+    let runbook = r
+        .value("prometheusRule.runbookBaseUrl")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let additional = r
+        .value("prometheusRule.additionalRuleGroups")
+        .and_then(Value::as_sequence)
+        .cloned()
+        .unwrap_or_default();
+    // Labels: the old name and the new one, the new one winning.
+    for path in ["prometheusRule.labels", "prometheusRule.additionalLabels"] {
+        if let Some(labels) = r.value(path).and_then(Value::as_mapping) {
+            for (k, v) in labels {
+                let wins = path.ends_with("additionalLabels")
+                    || r.value("prometheusRule.additionalLabels")
+                        .and_then(|l| l.get(k))
+                        .is_none();
+                if wins {
+                    assert_eq!(
+                        at(rule, "metadata.labels").get(k),
+                        Some(v),
+                        "{f}: {path}.{k:?} on the PrometheusRule"
+                    );
+                }
+            }
+        }
+    }
     let source = source_rules();
     for name in &disabled {
         let known = seq_at(&source, "groups")
@@ -825,10 +1043,18 @@ fn check_prometheus_rule(r: &Rendering) {
                 continue;
             }
             alerts += 1;
+            let map = rule.as_mapping_mut().expect("rule mapping");
+            if let Some(base) = runbook {
+                let url = map
+                    .get_mut("annotations")
+                    .and_then(|a| a.get_mut("runbook_url"))
+                    .expect("every bundled alert has a runbook_url");
+                let anchor = url.as_str().unwrap().split_once('#').expect("an anchor").1;
+                *url = Value::from(format!("{}#{anchor}", base.trim_end_matches('/')));
+            }
             if extra.is_empty() {
                 continue;
             }
-            let map = rule.as_mapping_mut().expect("rule mapping");
             let labels = map
                 .entry(Value::from("labels"))
                 .or_insert_with(|| Value::Mapping(Mapping::new()));
@@ -841,6 +1067,10 @@ fn check_prometheus_rule(r: &Rendering) {
         }
     }
     assert!(alerts > 0, "{f}: the PrometheusRule carries no alert");
+    expected
+        .as_sequence_mut()
+        .unwrap()
+        .extend(additional.iter().cloned());
     let rendered = at(rule, "spec.groups");
     if rendered != &expected {
         // Name the first rule that differs rather than printing every group.
@@ -863,8 +1093,9 @@ fn check_prometheus_rule(r: &Rendering) {
             .map(|(g, w)| format!("rendered:\n{g}\nexpected:\n{w}"))
             .unwrap_or_else(|| format!("{} rules rendered, {} expected", got.len(), want.len()));
         panic!(
-            "{f}: the PrometheusRule's groups differ from prometheus/alerts.yml \
-             (if files/alerts.yml is stale, run helm/sync.sh); first difference:\n{first}"
+            "{f}: the PrometheusRule's groups differ from prometheus/alerts.yml (with \
+             runbookBaseUrl, additionalAlertLabels and additionalRuleGroups applied; if \
+             files/alerts.yml is stale, run helm/sync.sh); first difference:\n{first}"
         );
     }
     for alert in at(rule, "spec.groups")
@@ -902,8 +1133,9 @@ fn check_dashboards(r: &Rendering) {
         .and_then(Value::as_bool)
         == Some(true);
     let configmaps: Vec<&Value> = r
-        .all("ConfigMap")
+        .own()
         .into_iter()
+        .filter(|c| str_at(c, "kind") == "ConfigMap")
         .filter(|c| opt(c, "data").and_then(|d| d.get("config.yml")).is_none())
         .collect();
     if !enabled {
@@ -1200,4 +1432,190 @@ fn chart_passes_only_flags_the_exporter_knows() {
         "the chart passes flags that `iam-credentials-exporter --help` does not list:\n  {}",
         unknown.into_iter().collect::<Vec<_>>().join("\n  ")
     );
+}
+
+/// NOTES.txt rendered with a ci values file. Helm renders NOTES.txt only on install, which
+/// needs a cluster; a copy of the chart gets a template that renders the same text through
+/// `tpl` into a ConfigMap, which `helm template` shows.
+fn render_notes(ci_file: &Path) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copy = dir.path().join("chart");
+    let mut cp = Command::new("cp");
+    cp.args(["-r", chart().to_str().unwrap(), copy.to_str().unwrap()]);
+    assert!(run(cp, dir.path(), Duration::from_secs(30))
+        .status
+        .success());
+    fs::copy(
+        copy.join("templates/NOTES.txt"),
+        copy.join("files/NOTES.txt"),
+    )
+    .unwrap();
+    fs::write(
+        copy.join("templates/notes-for-tests.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  \
+         NOTES.txt: {{ tpl (.Files.Get \"files/NOTES.txt\") . | toJson }}\n",
+    )
+    .unwrap();
+    let out = helm(&[
+        "template",
+        RELEASE,
+        copy.to_str().unwrap(),
+        "--namespace",
+        NAMESPACE,
+        "--kube-version",
+        MIN_KUBE,
+        "--values",
+        ci_file.to_str().unwrap(),
+        "--show-only",
+        "templates/notes-for-tests.yaml",
+    ]);
+    assert!(out.status.success(), "rendering NOTES.txt:\n{}", out.both());
+    let doc = parse_yaml(&out.stdout, "NOTES.txt's ConfigMap");
+    key_str(&doc, "data", "NOTES.txt").to_owned()
+}
+
+/// The `curl` line of NOTES.txt.
+fn notes_curl(notes: &str, what: &str) -> String {
+    notes
+        .lines()
+        .find(|l| l.trim_start().starts_with("curl "))
+        .unwrap_or_else(|| panic!("{what}: NOTES.txt has no curl line:\n{notes}"))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn notes_curl_uses_the_scheme_and_credentials_of_each_rendering() {
+    for file in ci_values_files() {
+        let r = Rendering::new(&file);
+        let f = &r.file;
+        let notes = render_notes(&file);
+        let curl = notes_curl(&notes, f);
+        let scheme = if r.uses_tls() { "https://" } else { "http://" };
+        assert!(curl.contains(scheme), "{f}: {curl}");
+        assert!(
+            notes.contains(&format!("kubectl -n {} port-forward", r.namespace())),
+            "{f}: port-forward in the chart's namespace:\n{notes}"
+        );
+        let secret_user = r.value("serviceMonitor.basicAuth.username.name");
+        let users = r
+            .value("webConfig.config.basic_auth_users")
+            .and_then(Value::as_mapping);
+        if let Some(secret) = secret_user.and_then(Value::as_str) {
+            assert!(
+                curl.contains(" -u ") && curl.contains(&format!("get secret {secret} ")),
+                "{f}: curl reads serviceMonitor.basicAuth's Secret: {curl}"
+            );
+        } else if let Some(users) = users {
+            let first = users.keys().filter_map(Value::as_str).min().unwrap();
+            assert!(curl.contains(&format!(" -u {first} ")), "{f}: {curl}");
+        } else {
+            assert!(!curl.contains(" -u "), "{f}: no basic auth, no -u: {curl}");
+        }
+    }
+}
+
+#[test]
+fn notes_curl_reaches_an_exporter_secured_like_the_tls_values() {
+    // The README's helper makes the certificate and the hash; the password is the one of the
+    // Secret that ci/web-config-tls-values.yaml renders through extraManifests.
+    let ci = chart().join("ci/web-config-tls-values.yaml");
+    let r = Rendering::new(&ci);
+    let secret = r
+        .objects
+        .iter()
+        .find(|o| {
+            str_at(o, "kind") == "Secret"
+                && Some(str_at(o, "metadata.name"))
+                    == r.value("serviceMonitor.basicAuth.password.name")
+                        .and_then(Value::as_str)
+        })
+        .expect("the scrape Secret from extraManifests");
+    let password = key_str(secret, "stringData", "password").to_owned();
+    let username = key_str(secret, "stringData", "username").to_owned();
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tls = dir.path().join("tls");
+    let mut make = tool("bash");
+    make.args([
+        repo()
+            .join("scripts/make-test-certificate")
+            .to_str()
+            .unwrap(),
+        tls.to_str().unwrap(),
+    ])
+    .env("PASSWORD", &password);
+    let out = run(make, dir.path(), Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "make-test-certificate:\n{}",
+        out.both()
+    );
+    let web_config = read(&tls.join("web-config.yml"));
+    assert!(
+        web_config.contains(&format!("{username}: $2")),
+        "the helper's web config has a bcrypt hash for {username}:\n{web_config}"
+    );
+    let report = dir.path().join("credential-report.csv");
+    write_fresh_sample_report(&report);
+    let exporter = Exporter::start(&[
+        "--report.file",
+        report.to_str().unwrap(),
+        "--web.config.file",
+        tls.join("web-config.yml").to_str().unwrap(),
+    ]);
+
+    // kubectl, as NOTES.txt calls it, answers from the rendered Secret.
+    let bin = dir.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let kubectl = bin.join("kubectl");
+    fs::write(
+        &kubectl,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in\n  \
+             *'{{.data.username}}'*) printf %s '{username}' | base64 ;;\n  \
+             *'{{.data.password}}'*) printf %s '{password}' | base64 ;;\n  \
+             *) echo \"unexpected kubectl $*\" >&2; exit 1 ;;\nesac\n"
+        ),
+    )
+    .unwrap();
+    let mut chmod = Command::new("chmod");
+    chmod.args(["+x", kubectl.to_str().unwrap()]);
+    assert!(run(chmod, dir.path(), Duration::from_secs(10))
+        .status
+        .success());
+
+    let notes = render_notes(&ci);
+    let port = r.value("service.port").and_then(Value::as_u64).unwrap();
+    let curl = notes_curl(&notes, "web-config-tls-values.yaml")
+        .replace(&format!("127.0.0.1:{port}"), &exporter.addr.to_string());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // The exporter serves its first report a moment after it listens: try for a while.
+    let mut last = None;
+    for _ in 0..40 {
+        let mut sh = Command::new("bash");
+        sh.args(["-o", "pipefail", "-c", &curl]).env("PATH", &path);
+        let out = run(sh, dir.path(), Duration::from_secs(60));
+        if out.status.success() && out.stdout.contains("aws_iam_check_failures") {
+            last = None;
+            break;
+        }
+        last = Some(out.both());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    if let Some(out) = last {
+        panic!("NOTES.txt's `{curl}` did not get the metrics:\n{out}");
+    }
+    // And the same without the password is refused, so the line above did authenticate.
+    let anonymous = curl.split(" -u ").next().unwrap().to_owned()
+        + " -o /dev/null -w '%{http_code}' "
+        + &format!("https://{}/metrics", exporter.addr);
+    let mut sh = Command::new("bash");
+    sh.args(["-c", &anonymous]);
+    let out = run(sh, dir.path(), Duration::from_secs(60));
+    assert_eq!(out.stdout.trim(), "401", "{anonymous}: {}", out.both());
 }

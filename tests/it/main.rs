@@ -10,6 +10,7 @@
 mod support;
 
 mod alerting_e2e;
+mod asff;
 mod aws_faults;
 mod aws_moto;
 mod check_command;
@@ -23,6 +24,7 @@ mod fixtures;
 mod fuzz_regressions;
 mod golden;
 mod helm;
+mod landing;
 mod many_accounts;
 mod properties;
 mod rules;

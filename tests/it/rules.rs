@@ -56,6 +56,10 @@ const CHANGE_LOG_MSG: &str = r#"msg="Credential change""#;
 /// The one alert allowed to select the exporter's scrape job.
 const JOB_ALERT: &str = "IamCredentialsExporterDown";
 
+/// Alerts on the exporter as a whole, whose series carry no `account_id` (the description
+/// names the instance instead).
+const EXPORTER_WIDE_ALERTS: [&str; 2] = [JOB_ALERT, "IamCredentialsExporterConfigReloadFailed"];
+
 /// The alerts on the exceptions of the exporter's config file. They read exporter-wide series
 /// (no `account_id`): their descriptions name the exception and its owner instead.
 const EXCEPTION_ALERTS: [&str; 2] = [
@@ -320,7 +324,9 @@ fn every_alert_follows_the_conventions() {
                     ));
                 }
             }
-        } else if n != JOB_ALERT && !description.contains("{{ $labels.account_id }}") {
+        } else if !EXPORTER_WIDE_ALERTS.contains(&n.as_str())
+            && !description.contains("{{ $labels.account_id }}")
+        {
             bad("description does not name {{ $labels.account_id }}".into());
         }
         let per_user =

@@ -87,13 +87,26 @@ Image tag: image.tag, or the chart's appVersion.
 {{- end }}
 
 {{/*
-Full image reference: repository:tag, or repository@digest when image.digest is set.
+Namespace of the release's objects: namespaceOverride, or the release namespace.
+*/}}
+{{- define "iam-credentials-exporter.namespace" -}}
+{{- .Values.namespaceOverride | default .Release.Namespace | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full image reference: [registry/]repository:tag, or [registry/]repository@digest when
+image.digest is set. The registry is image.registry, else global.imageRegistry, else none.
 */}}
 {{- define "iam-credentials-exporter.image" -}}
+{{- $registry := .Values.image.registry | default ((.Values.global | default dict).imageRegistry) }}
+{{- $repository := .Values.image.repository }}
+{{- if $registry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" $registry) $repository }}
+{{- end }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (include "iam-credentials-exporter.imageTag" .) }}
+{{- printf "%s:%s" $repository (include "iam-credentials-exporter.imageTag" .) }}
 {{- end }}
 {{- end }}
 

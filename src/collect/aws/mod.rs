@@ -208,6 +208,7 @@ impl AwsEnv {
 mod tests {
     use super::retry::*;
     use super::*;
+    use aws_credential_types::provider::error::CredentialsError;
     use iam_credential_report::account::FailureReason as R;
     use strum::VariantArray;
 
@@ -264,6 +265,61 @@ mod tests {
         assert_eq!(
             classify(Shape::Service, Some("NoSuchEntity"), Some(404)),
             Verdict::NoSuchEntity
+        );
+    }
+
+    /// An IAM call that failed because its credentials could not be fetched: the provider's
+    /// error, as the SDK reports it (a construction failure of the call).
+    fn without_credentials(
+        cause: CredentialsError,
+    ) -> aws_sdk_iam::error::SdkError<
+        aws_sdk_iam::operation::get_account_summary::GetAccountSummaryError,
+    > {
+        aws_sdk_iam::error::SdkError::construction_failure(cause)
+    }
+
+    #[test]
+    fn sts_out_of_reach_is_a_network_failure_not_refused_credentials() {
+        use aws_sdk_iam::error::ConnectorError;
+        let refused = examine(
+            Api::GetAccountSummary,
+            Some("arn:aws:iam::111111111111:role/r"),
+            &without_credentials(CredentialsError::provider_error(
+                "AccessDenied: not authorized",
+            )),
+        );
+        assert_eq!(refused.verdict, Verdict::Fail(R::Credentials));
+        // STS could not be reached: connection refused, somewhere down the chain.
+        let io = ConnectorError::io("connection refused".into());
+        let unreachable = examine(
+            Api::GetAccountSummary,
+            Some("arn:aws:iam::111111111111:role/r"),
+            &without_credentials(CredentialsError::provider_error(io)),
+        );
+        assert_eq!(
+            unreachable.verdict,
+            Verdict::Retry(RetryCause::Network, R::Other)
+        );
+        let slow = ConnectorError::timeout("no answer".into());
+        let timed_out = examine(
+            Api::GetAccountSummary,
+            None,
+            &without_credentials(CredentialsError::provider_error(slow)),
+        );
+        assert_eq!(
+            timed_out.verdict,
+            Verdict::Retry(RetryCause::Timeout, R::Timeout)
+        );
+        let provider_slow = examine(
+            Api::GetAccountSummary,
+            None,
+            &without_credentials(CredentialsError::provider_timed_out(
+                std::time::Duration::from_secs(5),
+            )),
+        );
+        assert_eq!(
+            provider_slow.verdict,
+            Verdict::Retry(RetryCause::Timeout, R::Timeout)
         );
     }
 

@@ -4,7 +4,7 @@
 use super::AwsSettings;
 use crate::collect::SourceError;
 use aws_credential_types::provider::error::CredentialsError;
-use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::error::{ConnectorError, ProvideErrorMetadata, SdkError};
 use iam_credential_report::account::FailureReason;
 use rand::Rng;
 use std::future::Future;
@@ -237,6 +237,27 @@ pub(super) fn is_credentials_error(err: &(dyn std::error::Error + 'static)) -> b
     false
 }
 
+/// Whether a failure to get credentials was a failure to reach their source: a connection
+/// error or a timeout somewhere in the chain (`Network` or `Timeout`), or `None`.
+fn unreachable(err: &(dyn std::error::Error + 'static)) -> Option<Shape> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(c) = e.downcast_ref::<ConnectorError>() {
+            if c.is_timeout() {
+                return Some(Shape::Timeout);
+            }
+            if c.is_io() {
+                return Some(Shape::Network);
+            }
+        }
+        if let Some(CredentialsError::ProviderTimedOut(_)) = e.downcast_ref::<CredentialsError>() {
+            return Some(Shape::Timeout);
+        }
+        next = e.source();
+    }
+    None
+}
+
 /// An error and its causes, `outer: inner: innermost`, each told once.
 pub(super) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -257,7 +278,12 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let shape = if is_credentials_error(err) {
-        Shape::Credentials
+        // Credentials that could not be fetched because STS (or the metadata service) could
+        // not be reached are a network failure, retried as one: not refused credentials.
+        match unreachable(err) {
+            Some(shape) => shape,
+            None => Shape::Credentials,
+        }
     } else {
         match err {
             SdkError::ServiceError(_) => Shape::Service,

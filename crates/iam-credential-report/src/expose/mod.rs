@@ -167,14 +167,28 @@ families! {
         "1 if the last AWS Organizations listing succeeded, 0 if it failed (the accounts of the last good listing keep being read)."),
     OrganizationAccounts => ("iam_credentials_exporter_organization_accounts", Gauge,
         "ACTIVE accounts in the organization's last good listing, before include and exclude filters and sharding."),
+    ProcessCpuSeconds => ("process_cpu_seconds_total", Counter,
+        "Total user and system CPU time spent in seconds."),
+    ProcessOpenFds => ("process_open_fds", Gauge,
+        "Number of open file descriptors."),
+    ProcessMaxFds => ("process_max_fds", Gauge,
+        "Maximum number of open file descriptors."),
+    ProcessVirtualMemory => ("process_virtual_memory_bytes", Gauge,
+        "Virtual memory size in bytes."),
+    ProcessResidentMemory => ("process_resident_memory_bytes", Gauge,
+        "Resident memory size in bytes."),
+    ProcessStartTime => ("process_start_time_seconds", Gauge,
+        "Start time of the process since unix epoch in seconds."),
     ConfigLastReloadSuccessful => ("iam_credentials_exporter_config_last_reload_successful", Gauge,
-        "1 if the last attempt to load the config file succeeded, 0 if the file was refused (the previous configuration stays in force)."),
+        "1 if the last reload of the configuration files (--config.file and --web.config.file; on a file change, SIGHUP or POST /-/reload) succeeded, 0 if one was refused (the previous configuration stays in force)."),
     ConfigLastReloadSuccess => ("iam_credentials_exporter_config_last_reload_success_timestamp_seconds", Gauge,
-        "When the config file was last loaded successfully, as a Unix timestamp."),
+        "When the configuration files were last loaded successfully, as a Unix timestamp."),
 }
 
-/// Histogram buckets for key age and idle time: 1, 7, 30, 45, 60, 90, 180, 365 and 730 days.
-pub const KEY_AGE_BUCKETS_DAYS: [u64; 9] = [1, 7, 30, 45, 60, 90, 180, 365, 730];
+/// Histogram buckets for key age and idle time: 1, 7, 30, 45, 60, 90, 180, 365, 730, 1,095
+/// and 1,825 days (up to five years, so that keys older than two years are told apart; older
+/// ones fall in `+Inf` only).
+pub const KEY_AGE_BUCKETS_DAYS: [u64; 11] = [1, 7, 30, 45, 60, 90, 180, 365, 730, 1095, 1825];
 
 /// Which per-user series to export.
 #[derive(Debug, Clone, Default)]
@@ -713,8 +727,6 @@ pub fn render_refresh_stats(account_id: &str, s: &RefreshStats) -> Bodies {
 pub struct ExporterStats {
     /// Accounts read.
     pub accounts: usize,
-    /// With a config file: whether its last load succeeded, and when one last did.
-    pub config_reload: Option<(bool, Option<DateTime<Utc>>)>,
     /// With organization discovery: whether the last listing succeeded (`None` before the
     /// first ends), and the ACTIVE accounts of the last good one.
     pub discovery: Option<(Option<bool>, Option<usize>)>,
@@ -728,16 +740,6 @@ pub struct ExporterStats {
 pub fn render_exporter_stats(s: &ExporterStats) -> Bodies {
     let mut out = Bodies::default();
     out.sample(Family::Accounts, &[], s.accounts as f64);
-    if let Some((ok, last)) = s.config_reload {
-        out.sample(Family::ConfigLastReloadSuccessful, &[], bool_value(ok));
-        if let Some(t) = last {
-            out.sample(
-                Family::ConfigLastReloadSuccess,
-                &[],
-                t.timestamp_millis() as f64 / 1000.0,
-            );
-        }
-    }
     if let Some((ok, listed)) = s.discovery {
         if let Some(ok) = ok {
             out.sample(Family::OrganizationDiscoverySuccess, &[], bool_value(ok));
@@ -777,6 +779,58 @@ pub fn render_exceptions(exceptions: &[Exception], matches: &[u64]) -> Bodies {
             &[id],
             matches.get(i).copied().unwrap_or(0) as f64,
         );
+    }
+    out
+}
+
+/// Renders whether the last reload of the configuration files (config file and web config;
+/// on a file change, SIGHUP or POST /-/reload) succeeded, and when one last did.
+pub fn render_reload_status(ok: bool, last_success: Option<DateTime<Utc>>) -> Bodies {
+    let mut out = Bodies::default();
+    out.sample(Family::ConfigLastReloadSuccessful, &[], bool_value(ok));
+    if let Some(t) = last_success {
+        out.sample(
+            Family::ConfigLastReloadSuccess,
+            &[],
+            t.timestamp_millis() as f64 / 1000.0,
+        );
+    }
+    out
+}
+
+/// The process's own figures, as every Prometheus client library exports them on Linux.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessStats {
+    /// User and system CPU time, in seconds.
+    pub cpu_seconds: f64,
+    /// Open file descriptors.
+    pub open_fds: Option<u64>,
+    /// The soft limit on open file descriptors.
+    pub max_fds: Option<u64>,
+    /// Virtual memory size, in bytes.
+    pub virtual_memory_bytes: Option<u64>,
+    /// Resident memory size, in bytes.
+    pub resident_memory_bytes: Option<u64>,
+    /// When the process started, as a Unix timestamp.
+    pub start_time_seconds: Option<f64>,
+}
+
+/// Renders the process series (no `account_id`: they are the exporter's).
+pub fn render_process(p: &ProcessStats) -> Bodies {
+    let mut out = Bodies::default();
+    out.sample(Family::ProcessCpuSeconds, &[], p.cpu_seconds);
+    for (f, v) in [
+        (Family::ProcessOpenFds, p.open_fds),
+        (Family::ProcessMaxFds, p.max_fds),
+        (Family::ProcessVirtualMemory, p.virtual_memory_bytes),
+        (Family::ProcessResidentMemory, p.resident_memory_bytes),
+    ] {
+        if let Some(v) = v {
+            out.sample(f, &[], v as f64);
+        }
+    }
+    if let Some(t) = p.start_time_seconds {
+        out.sample(Family::ProcessStartTime, &[], t);
     }
     out
 }
@@ -855,7 +909,8 @@ mod tests {
             assert!(seen.insert(f.name()), "duplicate {}", f.name());
             assert!(
                 f.name().starts_with("aws_iam_")
-                    || f.name().starts_with("iam_credentials_exporter_"),
+                    || f.name().starts_with("iam_credentials_exporter_")
+                    || f.name().starts_with("process_"),
                 "{}",
                 f.name()
             );
