@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::Check(args)) => return cli::check::run(args, &cli),
         Some(Command::Checks(args)) => return cli::checks::run(args),
-        Some(Command::Diff(args)) => return cli::diff::run(args),
+        Some(Command::Diff(args)) => return cli::diff::run(args, &cli),
         None => {}
     }
     if cli.serve.config_check {

@@ -7,7 +7,7 @@
 //! so it exits 2 unless `--allow-skipped-rows`; a report of which no row could be read exits 2
 //! whatever the flags; a report without a root row says root was not judged.
 
-use crate::cli::{asff, CheckArgs, CheckFormat, Cli};
+use crate::cli::{asff, CheckArgs, CheckFormat, Cli, Say};
 use crate::config::{self, Settings};
 use chrono::{DateTime, Utc};
 use iam_credential_report::exceptions::{Account, Exception};
@@ -15,7 +15,7 @@ use iam_credential_report::judge::{judge, Assessment, Check, Finding, Thresholds
 use iam_credential_report::report::{self, CredentialReport, SkipReason, Stamp};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 /// One finding, flattened for output.
@@ -265,18 +265,17 @@ pub fn skip_summary(report: &CredentialReport) -> String {
 
 /// The warnings for skipped rows: the first [`NAMED_SKIPPED_ROWS`] by line, then one line
 /// with the rest, so that a report of a million bad rows is answered in a few lines.
-pub fn skip_warnings(report: &CredentialReport, name: &str) -> String {
-    let mut out = String::new();
-    for s in report.skipped.iter().take(NAMED_SKIPPED_ROWS) {
-        out.push_str(&format!(
-            "warning: {name}: line {} skipped: {}\n",
-            s.line, s.reason
-        ));
-    }
+pub fn skip_warnings(report: &CredentialReport, name: &str) -> Vec<String> {
+    let mut out: Vec<String> = report
+        .skipped
+        .iter()
+        .take(NAMED_SKIPPED_ROWS)
+        .map(|s| format!("{name}: line {} skipped: {}", s.line, s.reason))
+        .collect();
     let rest = report.skipped.len().saturating_sub(NAMED_SKIPPED_ROWS);
     if rest > 0 {
-        out.push_str(&format!(
-            "warning: {name}: {rest} more row(s) skipped, {} in all\n",
+        out.push(format!(
+            "{name}: {rest} more row(s) skipped, {} in all",
             report.skipped.len()
         ));
     }
@@ -660,6 +659,7 @@ pub fn csv(v: &Verdict) -> String {
 fn judging(
     args: &CheckArgs,
     cli: &Cli,
+    say: Say,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(Thresholds, Vec<Exception>)> {
     let Some(path) = &args.config_file else {
@@ -668,12 +668,12 @@ fn judging(
     let config = config::load(path, now.date_naive())?;
     let (settings, _) = Settings::resolve(&cli.flag_settings(), &cli.explicit, &config)?;
     for e in config.exceptions.iter().filter(|e| !e.active(now)) {
-        eprintln!(
-            "warning: {}: exceptions[{}] expired on {}: it no longer mutes its findings",
+        say.warn(&format!(
+            "{}: exceptions[{}] expired on {}: it no longer mutes its findings; renew it (with a new reason) or remove it",
             path.display(),
             e.id,
             e.expires
-        );
+        ));
     }
     Ok((settings.thresholds, config.exceptions))
 }
@@ -682,10 +682,11 @@ fn judging(
 /// verdict is incomplete (rows skipped, unless `--allow-skipped-rows`; no row read at all).
 pub fn run(args: &CheckArgs, cli: &Cli) -> ExitCode {
     let now = args.at.unwrap_or_else(Utc::now);
-    let (thresholds, exceptions) = match judging(args, cli, now) {
+    let say = Say::new(cli);
+    let (thresholds, exceptions) = match judging(args, cli, say, now) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            say.error(&format!("{e:#}"));
             return ExitCode::from(2);
         }
     };
@@ -706,20 +707,21 @@ pub fn run(args: &CheckArgs, cli: &Cli) -> ExitCode {
     let bytes = match input {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("error: reading {name}: {e}");
+            say.error(&format!("reading {name}: {e}"));
             return ExitCode::from(2);
         }
     };
     let report = match report::parse(&bytes) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {name}: {e}");
+            say.error(&format!("{name}: {e}"));
             return ExitCode::from(2);
         }
     };
     drop(bytes);
-    let mut stderr = std::io::stderr().lock();
-    let _ = stderr.write_all(skip_warnings(&report, name).as_bytes());
+    for w in skip_warnings(&report, name) {
+        say.warn(&w);
+    }
     let mut assessment = judge(&report, now, &thresholds);
     let account = Account {
         id: report.account_id.as_deref().unwrap_or(""),
@@ -749,7 +751,7 @@ pub fn run(args: &CheckArgs, cli: &Cli) -> ExitCode {
             match asff::render(&v, region) {
                 Ok(text) => text,
                 Err(e) => {
-                    let _ = writeln!(stderr, "error: {name}: {e}");
+                    say.error(&format!("{name}: {e}"));
                     return ExitCode::from(2);
                 }
             }
@@ -759,24 +761,22 @@ pub fn run(args: &CheckArgs, cli: &Cli) -> ExitCode {
         return ExitCode::from(2);
     }
     if let Some(why) = report.doubt(None) {
-        let _ = writeln!(stderr, "error: {name}: {why}; nothing was judged");
+        say.error(&format!("{name}: {why}; nothing was judged"));
         return ExitCode::from(2);
     }
     if !report.skipped.is_empty() {
         let summary = skip_summary(&report);
         if !args.allow_skipped_rows {
-            let _ = writeln!(
-                stderr,
-                "error: {name}: the verdict is incomplete: {} row(s) skipped ({summary}), and the users in them are not judged; --allow-skipped-rows accepts it",
+            say.error(&format!(
+                "{name}: the verdict is incomplete: {} row(s) skipped ({summary}), and the users in them are not judged; --allow-skipped-rows accepts it",
                 report.skipped.len()
-            );
+            ));
             return ExitCode::from(2);
         }
-        let _ = writeln!(
-            stderr,
-            "warning: {name}: {} row(s) skipped ({summary}); their users are not judged",
+        say.warn(&format!(
+            "{name}: {} row(s) skipped ({summary}); their users are not judged",
             report.skipped.len()
-        );
+        ));
     }
     if assessment.is_clean() {
         ExitCode::SUCCESS

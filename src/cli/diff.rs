@@ -3,10 +3,10 @@
 //! pure; [`run`] does the reading and printing.
 
 use crate::cli::check::skip_warnings;
-use crate::cli::{DiffArgs, OutputFormat};
+use crate::cli::{Cli, DiffArgs, OutputFormat, Say};
 use iam_credential_report::diff::{diff, Digest, Event};
 use iam_credential_report::report::{self, CredentialReport};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::process::ExitCode;
 
 /// The events as an aligned table, then a summary line.
@@ -88,14 +88,14 @@ fn read(path: &str) -> Result<CredentialReport, String> {
 
 /// Runs `diff`: 0 when nothing changed, 1 when something did, 2 when a report cannot be read,
 /// the two are of different accounts, or rows were skipped (unless `--allow-skipped-rows`).
-pub fn run(args: &DiffArgs) -> ExitCode {
-    let mut stderr = std::io::stderr().lock();
+pub fn run(args: &DiffArgs, cli: &Cli) -> ExitCode {
+    let say = Say::new(cli);
     let mut reports = Vec::new();
     for path in [&args.old, &args.new] {
         match read(path) {
             Ok(r) => reports.push(r),
             Err(e) => {
-                let _ = writeln!(stderr, "error: {e}");
+                say.error(&e);
                 return ExitCode::from(2);
             }
         }
@@ -111,27 +111,23 @@ pub fn run(args: &DiffArgs) -> ExitCode {
     let (old_name, new_name) = (name(&args.old), name(&args.new));
     let mut incomplete = false;
     for (report, name) in [(old, &old_name), (new, &new_name)] {
-        let _ = stderr.write_all(skip_warnings(report, name).as_bytes());
+        for w in skip_warnings(report, name) {
+            say.warn(&w);
+        }
         if let Some(why) = report.doubt(None) {
-            let _ = writeln!(stderr, "error: {name}: {why}");
+            say.error(&format!("{name}: {why}"));
             return ExitCode::from(2);
         }
         incomplete |= !report.skipped.is_empty();
     }
     if let (Some(a), Some(b)) = (&old.account_id, &new.account_id) {
         if a != b {
-            let _ = writeln!(
-                stderr,
-                "error: {old_name} is a report of account {a}, {new_name} of account {b}: nothing to compare"
-            );
+            say.error(&format!("{old_name} is a report of account {a}, {new_name} of account {b}: nothing to compare"));
             return ExitCode::from(2);
         }
     }
     if incomplete && !args.allow_skipped_rows {
-        let _ = writeln!(
-            stderr,
-            "error: rows were skipped, so users in them would read as deleted or created; --allow-skipped-rows compares anyway"
-        );
+        say.error("rows were skipped, so users in them would read as deleted or created; --allow-skipped-rows compares anyway");
         return ExitCode::from(2);
     }
     let events = diff(&Digest::of(old), &Digest::of(new));

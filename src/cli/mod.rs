@@ -101,6 +101,7 @@ impl Cli {
             .filter(|s| s.flags.iter().any(given))
             .map(|s| s.key.to_owned())
             .collect();
+        cli.log.explicit = given(&"level") || given(&"format");
         Ok(cli)
     }
 
@@ -498,6 +499,12 @@ pub struct LogArgs {
         global = true
     )]
     pub format: LogFormat,
+
+    /// Whether `--log.level` or `--log.format` was given (on the command line or in the
+    /// environment): the offline subcommands then log their warnings and errors in that
+    /// format and level instead of writing plain lines for people.
+    #[arg(skip)]
+    pub explicit: bool,
 }
 
 /// Output format of `diff` (and, with ASFF besides, of `check`: [`CheckFormat`]).
@@ -684,6 +691,44 @@ pub struct TimeError(#[from] chrono::ParseError);
 
 fn rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, TimeError> {
     Ok(chrono::DateTime::parse_from_rfc3339(s)?.with_timezone(&chrono::Utc))
+}
+
+/// Where an offline subcommand's warnings and errors go: plain `warning: ...` and `error: ...`
+/// lines for people, or, when `--log.level` or `--log.format` was given, log lines in that
+/// format, filtered by that level.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Say {
+    logged: bool,
+}
+
+impl Say {
+    /// Sets up logging when the log flags were given.
+    pub(crate) fn new(cli: &Cli) -> Say {
+        if cli.log.explicit {
+            crate::daemon::init_logging(&cli.log);
+        }
+        Say {
+            logged: cli.log.explicit,
+        }
+    }
+
+    /// A warning: the verdict stands, with a caveat.
+    pub(crate) fn warn(&self, message: &str) {
+        if self.logged {
+            tracing::warn!("{message}");
+        } else {
+            eprintln!("warning: {message}");
+        }
+    }
+
+    /// An error: the subcommand gives up or the verdict is incomplete.
+    pub(crate) fn error(&self, message: &str) {
+        if self.logged {
+            tracing::error!("{message}");
+        } else {
+            eprintln!("error: {message}");
+        }
+    }
 }
 
 /// Writes a subcommand's output to standard output; `false` when it could not (a closed

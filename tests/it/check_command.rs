@@ -667,3 +667,46 @@ fn the_table_fits_the_terminal() {
         assert!(l.chars().count() <= 72, "{l:?}\n{out}");
     }
 }
+
+/// `check` honours `--log.format` and `--log.level`: given either, its warnings and errors are
+/// log lines in that format, filtered by that level; without them, plain lines for people.
+#[test]
+fn check_logs_its_warnings_in_the_chosen_format_and_level() {
+    let mut csv = std::fs::read_to_string(sample_report()).unwrap();
+    csv.push_str("\nbroken,row\n");
+    let (code, _, err) = check(&["-", AT, "--log.format=json"], Some(csv.as_bytes()));
+    assert_eq!(code, 2, "{err}");
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|v| v["level"] == "WARN"
+            && v["msg"]
+                .as_str()
+                .is_some_and(|m| m.contains("line 12 skipped: 2 fields where the header has 23"))),
+        "{err}"
+    );
+    assert!(
+        lines.iter().any(|v| v["level"] == "ERROR"
+            && v["msg"]
+                .as_str()
+                .is_some_and(|m| m.contains("the verdict is incomplete"))),
+        "{err}"
+    );
+    // Errors only: the warnings go, the error stays, in logfmt.
+    let (code, _, err) = check(&["-", AT, "--log.level=error"], Some(csv.as_bytes()));
+    assert_eq!(code, 2, "{err}");
+    assert!(!err.contains("line 12 skipped"), "{err}");
+    assert!(
+        err.contains("level=ERROR") && err.contains("the verdict is incomplete"),
+        "{err}"
+    );
+    // Neither flag: plain lines.
+    let (_, _, err) = check(&["-", AT], Some(csv.as_bytes()));
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("warning: standard input: line 12 skipped")),
+        "{err}"
+    );
+}
