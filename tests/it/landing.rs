@@ -22,7 +22,7 @@ use crate::support::aws_query::{self, error_document, result_document};
 use crate::support::tools::{run, tool};
 use crate::support::{get, repo, wait_for, Exporter, BIN};
 use base64::Engine;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -46,33 +46,6 @@ fn report_csv() -> String {
          alice,arn:aws:iam::{HEALTHY}:user/alice,2024-01-01T00:00:00+00:00,true,2026-11-01T00:00:00+00:00,2026-10-01T00:00:00+00:00,N/A,true,true,2026-10-01T00:00:00+00:00,2026-11-01T00:00:00+00:00,us-east-1,s3,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n\
          bob,arn:aws:iam::{HEALTHY}:user/bob,2024-01-01T00:00:00+00:00,true,2026-11-01T00:00:00+00:00,2026-10-01T00:00:00+00:00,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n"
     )
-}
-
-/// Reads one HTTP/1.1 request: its head lines and its Content-Length body.
-fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<(Vec<String>, Vec<u8>)> {
-    let mut head = Vec::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line)? == 0 {
-            break;
-        }
-        let line = line.trim_end().to_owned();
-        if line.is_empty() {
-            break;
-        }
-        head.push(line);
-    }
-    let length = head
-        .iter()
-        .find_map(|h| {
-            let (k, v) = h.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    r.read_exact(&mut body)?;
-    Ok((head, body))
 }
 
 /// The fake's answer to one request: status and XML body; `None` to never answer.
@@ -166,7 +139,7 @@ fn answer(head: &[String], body: &[u8]) -> Option<(u16, String)> {
 fn serve_one(conn: TcpStream) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut conn = conn;
-    let (head, body) = read_request(&mut reader)?;
+    let (head, body) = crate::support::http::read_message(&mut reader)?;
     let Some((status, xml)) = answer(&head, &body) else {
         // The pending account: hold the connection, answer nothing.
         std::thread::sleep(Duration::from_secs(900));

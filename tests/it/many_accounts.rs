@@ -9,7 +9,7 @@
 use crate::support::moto::Moto;
 use crate::support::{get, replace_file, request, sample, wait_for, Exporter};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
@@ -90,33 +90,6 @@ impl StsGate {
     }
 }
 
-/// Reads an HTTP/1.1 message head and its Content-Length body.
-fn read_message(r: &mut BufReader<TcpStream>) -> std::io::Result<(Vec<String>, Vec<u8>)> {
-    let mut head = Vec::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line)? == 0 {
-            break;
-        }
-        let line = line.trim_end().to_owned();
-        if line.is_empty() {
-            break;
-        }
-        head.push(line);
-    }
-    let length = head
-        .iter()
-        .find_map(|h| {
-            let (k, v) = h.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    r.read_exact(&mut body)?;
-    Ok((head, body))
-}
-
 fn write_message(w: &mut TcpStream, head: &[String], body: &[u8]) -> std::io::Result<()> {
     let mut out = String::new();
     for (i, h) in head.iter().enumerate() {
@@ -143,7 +116,7 @@ fn pass(
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut client = client;
-    let (head, body) = read_message(&mut reader)?;
+    let (head, body) = crate::support::http::read_message(&mut reader)?;
     let text = String::from_utf8_lossy(&body);
     let denied = refused.lock().unwrap().iter().any(|id| {
         text.contains("Action=AssumeRole") && text.contains(&format!("iam%3A%3A{id}%3Arole"))
@@ -159,7 +132,7 @@ fn pass(
     }
     let mut upstream = TcpStream::connect(moto)?;
     write_message(&mut upstream, &head, &body)?;
-    let (rhead, rbody) = read_message(&mut BufReader::new(upstream))?;
+    let (rhead, rbody) = crate::support::http::read_message(&mut BufReader::new(upstream))?;
     write_message(&mut client, &rhead, &rbody)
 }
 

@@ -2,6 +2,7 @@
 //! rather than treated as an error.
 
 use std::collections::HashMap;
+use std::io::{BufRead, Read};
 use std::time::Duration;
 
 /// An HTTP response.
@@ -79,4 +80,33 @@ fn try_request(
         headers,
         body,
     })
+}
+
+/// Reads an HTTP/1.1 message head and its Content-Length body.
+pub fn read_message(
+    r: &mut std::io::BufReader<std::net::TcpStream>,
+) -> std::io::Result<(Vec<String>, Vec<u8>)> {
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            break;
+        }
+        let line = line.trim_end().to_owned();
+        if line.is_empty() {
+            break;
+        }
+        head.push(line);
+    }
+    let length = head
+        .iter()
+        .find_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    r.read_exact(&mut body)?;
+    Ok((head, body))
 }
