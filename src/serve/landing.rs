@@ -142,7 +142,7 @@ fn accounts_table(accounts: &[AccountState], now: DateTime<Utc>) -> String {
     }
     let count = |c: &str| accounts.iter().filter(|a| state_of(a).0 == c).count();
     format!(
-        "<p>{} accounts: {} ok, {} failed, {} pending (no refresh has finished yet).</p>\n\
+        "<p>{} accounts: {} ok, {} failed, {} pending (an account is pending until its first refresh ends).</p>\n\
          <table>\n<tr><th>Account</th><th>Name</th><th>State</th><th>Last success</th><th>Last refresh</th><th>Next refresh</th><th>Source</th>\
          <th>Report generated</th><th>Users</th><th>Findings</th></tr>\n{rows}</table>\n",
         accounts.len(),
