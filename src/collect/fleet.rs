@@ -283,6 +283,7 @@ impl Fleet {
     /// Starts and stops loops so that exactly the planned accounts are read.
     async fn apply(&mut self) {
         let planned = self.plan().await;
+        let planned_count = planned.len();
         let wanted: BTreeSet<String> = planned.iter().map(Watch::key).collect();
         let gone: Vec<String> = self
             .running
@@ -338,6 +339,11 @@ impl Fleet {
                 Pacing {
                     interval: self.settings.refresh_interval,
                     jitter: !matches!(watch, Watch::File { .. }),
+                    start_window: if planned_count > 1 {
+                        refresh::START_WINDOW.min(self.settings.refresh_interval / 10)
+                    } else {
+                        std::time::Duration::ZERO
+                    },
                 },
                 self.limit.clone(),
                 self.options.history.clone(),

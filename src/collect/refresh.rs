@@ -31,10 +31,31 @@ pub struct Pacing {
     /// Spread refreshes by up to a tenth of the interval (at most 60 s), so many accounts
     /// or replicas do not call AWS in lockstep.
     pub jitter: bool,
+    /// The first refresh starts at a random point of this window: zero (at once) for a
+    /// single account, a few seconds for many (the refresh semaphore bounds how many run at
+    /// once), so that data comes within seconds of start.
+    pub start_window: Duration,
 }
 
-/// Runs one account's refreshes until `shutdown` is cancelled. The first refresh starts at
-/// once (after a jittered delay when jitter is on).
+/// The first retry of a failed refresh waits about this long; each further failure doubles
+/// it, up to the refresh interval.
+pub const RETRY_BASE: Duration = Duration::from_secs(5);
+
+/// The window [`Pacing::start_window`] takes when several accounts start together.
+pub const START_WINDOW: Duration = Duration::from_secs(5);
+
+/// The delay before retrying after `failures` failed refreshes in a row (1 for the first):
+/// [`RETRY_BASE`] doubling, capped at `interval`, with "equal jitter" (half fixed, half
+/// random) so that accounts failing together do not retry in lockstep. `unit` is the random
+/// draw in `[0, 1]`.
+pub fn retry_delay(failures: u32, interval: Duration, unit: f64) -> Duration {
+    let doublings = failures.saturating_sub(1).min(31);
+    let cap = RETRY_BASE.saturating_mul(1u32 << doublings).min(interval);
+    cap / 2 + (cap / 2).mul_f64(unit.clamp(0.0, 1.0))
+}
+
+/// Runs one account's refreshes until `shutdown` is cancelled. The first refresh starts within
+/// [`Pacing::start_window`]; a failed one is retried with backoff ([`retry_delay`]).
 pub async fn run(
     store: Arc<Store>,
     key: String,
@@ -51,7 +72,12 @@ pub async fn run(
         let max = (d / 10).min(Duration::from_secs(60));
         rand::rng().random_range(Duration::ZERO..=max)
     };
-    let mut delay = spread(pacing.interval);
+    let mut delay = if pacing.start_window.is_zero() {
+        Duration::ZERO
+    } else {
+        rand::rng().random_range(Duration::ZERO..=pacing.start_window)
+    };
+    let mut failures: u32 = 0;
     loop {
         // For the landing page: when this account's next round is due.
         let due = chrono::TimeDelta::from_std(delay)
@@ -73,7 +99,16 @@ pub async fn run(
                 _ = refresh(&store, &key, source.as_ref(), history.as_ref()) => {}
             }
         }
-        delay = pacing.interval.saturating_sub(started.elapsed()) + spread(pacing.interval);
+        let ok = store.account(&key, |a| a.stats.last_ok == Some(true));
+        delay = if ok.unwrap_or(true) {
+            failures = 0;
+            pacing.interval.saturating_sub(started.elapsed()) + spread(pacing.interval)
+        } else {
+            // A failed refresh (a file not there yet, credentials not ready, AWS throttling)
+            // is tried again soon, backing off, rather than a whole interval later.
+            failures = failures.saturating_add(1);
+            retry_delay(failures, pacing.interval, rand::rng().random::<f64>())
+        };
     }
 }
 
@@ -858,5 +893,22 @@ mod tests {
         ] {
             assert!(has(&store, &line), "{line}\n{}", metrics(&store));
         }
+    }
+
+    #[test]
+    fn a_failed_refresh_is_retried_from_seconds_doubling_up_to_the_interval() {
+        let interval = Duration::from_secs(15 * 60);
+        let caps: Vec<u64> = (1..=10)
+            .map(|n| retry_delay(n, interval, 1.0).as_secs())
+            .collect();
+        assert_eq!(caps, [5, 10, 20, 40, 80, 160, 320, 640, 900, 900]);
+        // Half of each delay is fixed, half drawn.
+        assert_eq!(retry_delay(1, interval, 0.0), Duration::from_millis(2500));
+        assert_eq!(retry_delay(u32::MAX, interval, 1.0), interval);
+        // A short interval caps even the first retry.
+        assert_eq!(
+            retry_delay(1, Duration::from_secs(2), 1.0),
+            Duration::from_secs(2)
+        );
     }
 }

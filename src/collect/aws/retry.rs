@@ -32,9 +32,15 @@ impl Backoff {
     }
 
     /// The delay before poll number `attempt` while AWS generates a report: the same, but
-    /// never shorter than `base`, so a poll never follows the last one at once.
+    /// from a quarter of `base` (250 ms by default: a report being built is often ready
+    /// within a second or two, and the first data should not wait for a whole backoff), and
+    /// never shorter than that quarter, so a poll never follows the last one at once.
     pub fn poll_delay(&self, attempt: u32, unit: f64) -> Duration {
-        self.delay(attempt, unit).max(self.base)
+        let quick = Backoff {
+            base: self.base / 4,
+            max: self.max,
+        };
+        quick.delay(attempt, unit).max(quick.base)
     }
 }
 
