@@ -102,8 +102,6 @@ pub struct AccountState {
     /// The last good report, parsed: judged again at every refresh while its bytes stay the
     /// same.
     pub parsed: Option<Arc<CredentialReport>>,
-    /// What the last good report says of root (for the live root series and checks).
-    pub root: Option<RootFacts>,
     /// The last [`RECENT_CHANGES`] change events, oldest first.
     pub recent_changes: VecDeque<RecentChange>,
     /// The failing account-level checks an exception mutes, with the exception's position.
@@ -140,7 +138,6 @@ impl AccountState {
             account_id,
             report: None,
             parsed: None,
-            root: None,
             recent_changes: VecDeque::new(),
             live_muted: Vec::new(),
             exception_matches: Vec::new(),
@@ -160,13 +157,18 @@ impl AccountState {
         self.account_id.as_deref().unwrap_or("unknown")
     }
 
+    /// What the last good report says of root (for the live root series and checks).
+    pub fn root(&self) -> Option<RootFacts> {
+        self.report.as_ref().and_then(|r| r.root)
+    }
+
     /// Renders the live facts, account info and account-level checks again from the state.
     pub fn render_live(&mut self) {
         self.live_bodies = expose::render_live(
             self.label(),
             self.name.as_deref(),
             self.live.as_ref(),
-            self.root.as_ref(),
+            self.root().as_ref(),
             &self.live_muted,
         );
     }

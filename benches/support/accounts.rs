@@ -36,7 +36,6 @@ pub fn judged_account(i: usize, users: usize, render: &RenderOptions) -> Account
         assessment.root.as_ref(),
         &[],
     );
-    state.root = assessment.root;
     state.live = Some(live);
     state.report = Some(JudgedReport {
         generated_at: Some(now()),

@@ -151,13 +151,13 @@ pub async fn refresh(
             Ok(Judged {
                 report,
                 parsed,
-                new_bytes,
                 comparison,
                 live,
                 fingerprint,
                 account_id,
             }) => {
                 a.account_id = Some(account_id);
+                let new_bytes = !matches!(comparison, Comparison::Unchanged);
                 count_changes(a, comparison, attempt);
                 if new_bytes {
                     tracing::info!(
@@ -187,7 +187,6 @@ pub async fn refresh(
                 } else {
                     tracing::debug!(account = %a.key, findings = report.findings, "Judged the unchanged credential report again");
                 }
-                a.root = report.root;
                 a.report = Some(report);
                 a.parsed = Some(parsed);
                 a.fingerprint = Some(fingerprint);
@@ -278,21 +277,16 @@ fn count_changes(a: &mut AccountState, comparison: Comparison, at: DateTime<Utc>
 
 /// Adds events to the account's recent list, keeping the last [`RECENT_CHANGES`].
 fn add_recent(a: &mut AccountState, events: Vec<Event>, at: DateTime<Utc>) {
-    {
-        let skip = events.len().saturating_sub(RECENT_CHANGES);
-        for (i, e) in events.into_iter().enumerate() {
-            if i >= skip {
-                a.recent_changes.push_back(RecentChange {
-                    at,
-                    user: e.user,
-                    change: e.change,
-                    slot: e.slot,
-                });
-            }
-        }
-        while a.recent_changes.len() > RECENT_CHANGES {
-            a.recent_changes.pop_front();
-        }
+    let skip = events.len().saturating_sub(RECENT_CHANGES);
+    a.recent_changes
+        .extend(events.into_iter().skip(skip).map(|e| RecentChange {
+            at,
+            user: e.user,
+            change: e.change,
+            slot: e.slot,
+        }));
+    while a.recent_changes.len() > RECENT_CHANGES {
+        a.recent_changes.pop_front();
     }
 }
 
@@ -302,8 +296,6 @@ struct Judged {
     comparison: Comparison,
     /// The parsed report, kept so that unchanged bytes are not parsed again.
     parsed: Arc<report::CredentialReport>,
-    /// Whether the bytes differ from the last good report's.
-    new_bytes: bool,
     live: Option<crate::collect::LiveFacts>,
     fingerprint: Fingerprint,
     account_id: String,
@@ -378,7 +370,6 @@ async fn judge_fetched(
         Ok(Judged {
             report,
             parsed,
-            new_bytes,
             comparison,
             live,
             fingerprint,
@@ -440,7 +431,7 @@ fn judge_live(a: &mut AccountState, settings: &JudgeSettings, now: DateTime<Utc>
     };
     a.live_muted = a.live.as_ref().map_or_else(Vec::new, |live| {
         judge::muted_account_checks(
-            &judge::judge_account(live, a.root.as_ref()),
+            &judge::judge_account(live, a.root().as_ref()),
             &settings.exceptions,
             &account,
             now,
