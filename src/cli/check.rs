@@ -389,7 +389,7 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
 /// characters, on lines of its own under the row, indented by `indent`. Columns flagged in
 /// `right` are right-aligned. Every line is at most `width` characters, but for a word
 /// longer than the line.
-fn layout(
+pub(crate) fn layout(
     header: &[&str],
     rows: &[Vec<String>],
     right: &[bool],

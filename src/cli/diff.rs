@@ -2,7 +2,7 @@
 //! account, offline, as the exporter derives them between two refreshes. The formatting is
 //! pure; [`run`] does the reading and printing.
 
-use crate::cli::check::skip_warnings;
+use crate::cli::check::{layout, skip_warnings};
 use crate::cli::{Cli, DiffArgs, OutputFormat, Say};
 use iam_credential_report::diff::{diff, Digest, Event};
 use iam_credential_report::report::{self, CredentialReport};
@@ -11,11 +11,10 @@ use std::process::ExitCode;
 
 /// The events as an aligned table, then a summary line.
 pub fn table(events: &[Event], old: &str, new: &str) -> String {
-    let header = ["CHANGE", "USER", "KEY", "BEFORE", "AFTER"];
-    let rows: Vec<[String; 5]> = events
+    let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
-            [
+            vec![
                 e.change.name().to_owned(),
                 e.user.clone(),
                 e.slot.map(|s| s.to_string()).unwrap_or_default(),
@@ -24,29 +23,18 @@ pub fn table(events: &[Event], old: &str, new: &str) -> String {
             ]
         })
         .collect();
-    let mut out = String::new();
     if rows.is_empty() {
-        out.push_str(&format!("no changes from {old} to {new}\n"));
-        return out;
+        return format!("no changes from {old} to {new}\n");
     }
-    let mut widths = header.map(str::len);
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let header = header.map(str::to_owned);
-    for r in std::iter::once(&header).chain(rows.iter()) {
-        let mut line = String::new();
-        for (i, (cell, w)) in r.iter().zip(widths).enumerate() {
-            if i > 0 {
-                line.push_str("  ");
-            }
-            line.push_str(&format!("{cell:<w$}"));
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
+    // Aligned as `check` aligns its table; values are times and states, so no width to fit.
+    let mut out = layout(
+        &["CHANGE", "USER", "KEY", "BEFORE", "AFTER"],
+        &rows,
+        &[],
+        usize::MAX / 4,
+        0,
+        0,
+    );
     out.push_str(&format!(
         "\n{} change(s) from {old} to {new}.\n",
         events.len()
