@@ -84,10 +84,8 @@ impl History {
             })
             .take(80)
             .collect();
-        // FNV-1a: stable across runs and builds, unlike the standard library's hasher.
-        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+        // FNV-1a, as sharding uses: stable across runs and builds, unlike std's hasher.
+        let hash = crate::config::fnv1a(key.as_bytes());
         self.dir.join(format!("{safe}-{hash:016x}.json"))
     }
 
