@@ -1,6 +1,6 @@
 //! The IAM source: one account's credential report and live facts, read from IAM.
 
-use super::retry::{invalid, Api, Caller, Failure, RetryCause, Verdict};
+use super::retry::{invalid, Api, Caller, Failure, Markers, RetryCause, Verdict};
 use super::users::{self, Directory, UserTagsHandle};
 use super::{AwsEnv, AwsSettings};
 use crate::collect::{BoxFuture, Fetched, ReportSource, SourceError};
@@ -199,11 +199,13 @@ impl AwsSource {
     /// `arn:aws:iam::ACCOUNT:root`. Security Hub IAM.6 and Prowler's
     /// `iam_root_hardware_mfa_enabled` read the same.
     async fn root_virtual_mfa(&self, deadline: Instant) -> Result<bool, Failure> {
+        let api = Api::ListVirtualMFADevices;
         let mut marker: Option<String> = None;
+        let mut markers = Markers::default();
         loop {
             let page = self
                 .caller
-                .call(Api::ListVirtualMFADevices, deadline, || {
+                .call(api, deadline, || {
                     self.client
                         .list_virtual_mfa_devices()
                         .assignment_status(AssignmentStatusType::Assigned)
@@ -220,22 +222,9 @@ impl AwsSource {
             if root {
                 return Ok(true);
             }
-            match page.marker() {
-                Some(next) if page.is_truncated() => {
-                    // A page that hands back the marker it was asked with would loop forever;
-                    // the list cannot be read whole, so the verdict is not given (fail closed).
-                    if Some(next) == marker.as_deref() {
-                        return Err(Failure {
-                            verdict: Verdict::Fail(FailureReason::InvalidResponse),
-                            message: format!(
-                                "{}: the answer repeats the marker it was asked with",
-                                Api::ListVirtualMFADevices.name()
-                            ),
-                        });
-                    }
-                    marker = Some(next.to_owned());
-                }
-                _ => return Ok(false),
+            marker = markers.next(api, page.is_truncated(), page.marker())?;
+            if marker.is_none() {
+                return Ok(false);
             }
         }
     }

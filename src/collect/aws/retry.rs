@@ -482,6 +482,38 @@ impl Caller {
     }
 }
 
+/// The markers a paginated listing has handed out. A marker met twice would page forever,
+/// so the list cannot be read whole: that is an invalid answer, and the listing gives no
+/// verdict rather than a partial one.
+#[derive(Debug, Default)]
+pub(super) struct Markers(std::collections::HashSet<String>);
+
+impl Markers {
+    /// The marker to ask the next page with: `None` once the listing is complete.
+    pub(super) fn next(
+        &mut self,
+        api: Api,
+        truncated: bool,
+        marker: Option<&str>,
+    ) -> Result<Option<String>, Failure> {
+        match marker {
+            Some(next) if truncated => {
+                if !self.0.insert(next.to_owned()) {
+                    return Err(Failure {
+                        verdict: Verdict::Fail(FailureReason::InvalidResponse),
+                        message: format!(
+                            "{}: the answer repeats a marker it gave before",
+                            api.name()
+                        ),
+                    });
+                }
+                Ok(Some(next.to_owned()))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
 pub(super) fn invalid(api: Api, what: &str) -> SourceError {
     SourceError::new(
         FailureReason::InvalidResponse,

@@ -48,11 +48,10 @@
 //! rather than when it is rendered: `expose::render_live` and its callers take no render
 //! options, and with per-user series off nothing needs to be read at all.
 
-use super::retry::{Api, Caller, Failure, Verdict};
+use super::retry::{Api, Caller, Failure, Markers};
 use aws_sdk_iam::types::EntityType;
-use iam_credential_report::account::{FailureReason, UserDirectory, UserInfo};
+use iam_credential_report::account::{UserDirectory, UserInfo};
 use iam_credential_report::expose::RenderOptions;
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -205,7 +204,7 @@ pub(super) async fn read(
     let lower: Vec<String> = keys.iter().map(|k| k.to_lowercase()).collect();
     let mut users = Vec::new();
     let mut marker: Option<String> = None;
-    let mut markers: HashSet<String> = HashSet::new();
+    let mut markers = Markers::default();
     loop {
         let page = caller
             .call(api, deadline, || {
@@ -236,28 +235,18 @@ pub(super) async fn read(
                 tags,
             });
         }
-        match page.marker() {
-            Some(next) if page.is_truncated() => {
-                // A marker met before would page forever: the list cannot be read whole.
-                if !markers.insert(next.to_owned()) {
-                    return Err(Failure {
-                        verdict: Verdict::Fail(FailureReason::InvalidResponse),
-                        message: format!(
-                            "{}: the answer repeats a marker it gave before",
-                            api.name()
-                        ),
-                    });
-                }
-                marker = Some(next.to_owned());
-            }
-            _ => return Ok(users),
+        marker = markers.next(api, page.is_truncated(), page.marker())?;
+        if marker.is_none() {
+            return Ok(users);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::retry::Verdict;
     use super::*;
+    use iam_credential_report::account::FailureReason;
     use regex::Regex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
