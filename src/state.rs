@@ -339,15 +339,21 @@ impl Store {
     /// Changes one account's state and republishes; nothing when it is no longer watched (a
     /// refresh that ends after its account was removed).
     pub fn update(&self, key: &str, f: impl FnOnce(&mut AccountState)) {
-        let updated = match self.accounts.lock().expect("accounts lock").get_mut(key) {
+        if self.update_unpublished(key, f) {
+            self.changed();
+        }
+    }
+
+    /// Changes what only the landing page reads (it renders per request from
+    /// [`Store::accounts`]), without republishing the exposition; `false` when the account is
+    /// no longer watched.
+    pub fn update_unpublished(&self, key: &str, f: impl FnOnce(&mut AccountState)) -> bool {
+        match self.accounts.lock().expect("accounts lock").get_mut(key) {
             Some(a) => {
                 f(a);
                 true
             }
             None => false,
-        };
-        if updated {
-            self.changed();
         }
     }
 

@@ -83,7 +83,7 @@ pub async fn run(
         let due = chrono::TimeDelta::from_std(delay)
             .ok()
             .and_then(|d| Utc::now().checked_add_signed(d));
-        store.update(&key, |a| a.next_refresh = due);
+        store.update_unpublished(&key, |a| a.next_refresh = due);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
