@@ -1,12 +1,14 @@
 //! What many accounts cost the serving side: 1, 10 and 100 accounts of 5,000 users (the IAM
-//! maximum per account), per-user series on and off.
+//! maximum per account), per-user series for all users, for failing users only, and off.
 //!
-//! - `publish`: one re-render of the whole snapshot (compose every account's bodies, gzip,
-//!   landing page). The store does this after every account's refresh, so a round over N
-//!   accounts costs N publishes.
-//! - `render_account`: judging aside, rendering one account's report after its refresh.
+//! - `publish`: composing the whole snapshot from the accounts' rendered parts, as the store
+//!   does after changes (coalesced to at most once a second while the exporter runs).
+//! - `change_one`: one account's refresh brings a new report: render it (compressed as it is
+//!   written) and publish. Only that account is rendered; the others' parts are reused.
+//! - `render_account`: judging aside, rendering one account's report as text.
 //!
-//! Exposition sizes (plain and gzip) and series counts are printed once per configuration.
+//! Exposition sizes (plain and gzip), series counts and the process's resident memory are
+//! printed once per configuration.
 //!
 //! `cargo bench --bench scale` (or `SCALE_ACCOUNTS=1,10 cargo bench --bench scale`)
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -33,29 +35,70 @@ fn account_counts() -> Vec<usize> {
         .unwrap_or_else(|| vec![1, 10, 100])
 }
 
+/// Resident memory now, in MiB (the peak would carry earlier configurations').
+fn rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    kib("VmRSS:") / 1024
+}
+
 fn scale(c: &mut Criterion) {
     let mut g = c.benchmark_group("scale");
     g.sample_size(10);
     g.warm_up_time(Duration::from_secs(1));
     for n in account_counts() {
-        for per_user in [true, false] {
-            let mode = if per_user { "per_user" } else { "aggregate" };
-            let store = accounts::store(n, USERS, per_user);
+        for mode in ["per_user", "failing", "aggregate"] {
+            let render = match mode {
+                "per_user" => RenderOptions::all_users(),
+                "failing" => RenderOptions {
+                    only_failing: true,
+                    ..RenderOptions::all_users()
+                },
+                _ => RenderOptions::default(),
+            };
+            let store = accounts::store(n, USERS, &render);
+            let rss = rss_mib();
             let published = store.published();
-            let series = published
-                .metrics
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty() && l[0] != b'#')
-                .count();
+            // Counted as a plain scrape reads it, a slice at a time.
+            let (mut series, mut line_start) = (0, true);
+            for slice in published.metrics_gzip.inflater() {
+                for &b in slice.iter() {
+                    if line_start && b != b'#' {
+                        series += 1;
+                    }
+                    line_start = b == b'\n';
+                }
+            }
             println!(
-                "scale accounts={n} users_each={USERS} {mode}: series={series} plain_bytes={} gzip_bytes={}",
-                published.metrics.len(),
+                "scale accounts={n} users_each={USERS} {mode}: series={series} plain_bytes={} gzip_bytes={} rss_mib={rss}",
+                published.metrics_gzip.text_len,
                 published.metrics_gzip.len()
             );
             drop(published);
-            g.measurement_time(Duration::from_secs(if n >= 100 { 60 } else { 10 }));
+            g.measurement_time(Duration::from_secs(if n >= 100 { 20 } else { 5 }));
             g.bench_function(BenchmarkId::new(format!("publish_{mode}"), n), |b| {
                 b.iter(|| store.publish())
+            });
+            let key = accounts::account_id(0);
+            let mut seed = 1_000;
+            g.bench_function(BenchmarkId::new(format!("change_one_{mode}"), n), |b| {
+                b.iter_batched(
+                    || {
+                        seed += 1;
+                        accounts::report(0, USERS, seed)
+                    },
+                    |report| {
+                        let fresh = accounts::judged(0, report, &render);
+                        store.update(&key, |a| *a = fresh)
+                    },
+                    criterion::BatchSize::LargeInput,
+                )
             });
         }
     }

@@ -29,7 +29,11 @@ async fn main() -> std::io::Result<()> {
         .get(2)
         .map_or(600, |a| a.parse().expect("SECONDS: a number"));
 
-    let store = tokio::task::spawn_blocking(move || accounts::store(n, 5_000, per_user))
+    let render = iam_credential_report::expose::RenderOptions {
+        per_user,
+        ..Default::default()
+    };
+    let store = tokio::task::spawn_blocking(move || accounts::store(n, 5_000, &render))
         .await
         .expect("building the store");
     let listener = TcpListener::bind("127.0.0.1:0").await?;

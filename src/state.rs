@@ -1,28 +1,32 @@
 //! The store between collection and serving.
 //!
-//! Refresh loops write each account's outcome here; a change re-renders the exposition (plain
-//! and gzip) and swaps it in atomically. The HTTP server only reads: the last [`Published`]
+//! Refresh loops write each account's outcome here; a change composes the exposition again and
+//! swaps it in atomically. The HTTP server only reads: the last [`Published`]
 //! exposition (a scrape never parses, judges or calls AWS) and, for the landing page, a copy
 //! of the accounts' state. Where it stops: no I/O but the publisher's task; what to read and
 //! when belongs to `collect`, how to answer HTTP to `serve`.
 //!
-//! Re-rendering costs in proportion to the whole snapshot (2 s for 100 accounts of 5,000
-//! users with per-user series), so while the task of [`Store::spawn_publisher`] runs, changes
-//! are coalesced: it renders at most once per [`MIN_PUBLISH_INTERVAL`], or per twice the last
-//! render's time when that is longer, so rendering takes at most a third of a core however
-//! many accounts refresh. Without it (tests, benchmarks), every change publishes at once.
+//! What is kept is what serving needs: each account's report series are rendered once per
+//! refresh, compressed as they are written ([`expose::packed`]), and only the compressed form is
+//! kept. Publishing lays the accounts' compressed pieces out under one header per family and
+//! compresses only the small series (counts, live facts, refresh statistics) again, so it
+//! costs little whatever the size of the unchanged accounts. The gzip stream is what
+//! Prometheus asks for; plain text is inflated from it as a scrape reads it.
+//!
+//! While the task of [`Store::spawn_publisher`] runs, changes are coalesced: it publishes at
+//! most once per [`MIN_PUBLISH_INTERVAL`], or per twice the last publish's time when that is
+//! longer. Without it (tests, benchmarks), every change publishes at once.
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use flate2::write::GzEncoder;
 use iam_credential_report::account::{LiveFacts, SourceError};
 use iam_credential_report::diff::Change;
 use iam_credential_report::exceptions::Exception;
-use iam_credential_report::expose::{self, Bodies, RefreshStats, RenderOptions};
+use iam_credential_report::expose::{
+    self, Bodies, Gzipped, Packed, Part, RefreshStats, RenderOptions,
+};
 use iam_credential_report::judge::{AccountCheck, RootFacts, Thresholds};
 use iam_credential_report::report::CredentialReport;
 use std::collections::{BTreeMap, VecDeque};
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -31,7 +35,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The shortest time between two publishes while [`Store::spawn_publisher`]'s task runs.
-pub const MIN_PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
+pub const MIN_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How reports are judged and rendered.
 #[derive(Debug, Clone, Default)]
@@ -45,7 +49,7 @@ pub struct JudgeSettings {
 }
 
 /// What the landing page and logs say about the last judged report of an account.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct JudgedReport {
     /// When AWS generated it.
     pub generated_at: Option<DateTime<Utc>>,
@@ -61,8 +65,8 @@ pub struct JudgedReport {
     pub root: Option<RootFacts>,
     /// Findings each exception mutes, by its position in the judge settings' list.
     pub muted: Vec<u64>,
-    /// The rendered report series.
-    pub bodies: Arc<Bodies>,
+    /// The rendered report series, their big families compressed.
+    pub bodies: Arc<Packed>,
 }
 
 /// How many change events the landing page shows per account.
@@ -110,8 +114,8 @@ pub struct AccountState {
     pub exception_matches: Vec<(String, u64)>,
     /// The last live facts and their rendering.
     pub live: Option<LiveFacts>,
-    /// Rendered live facts and account info.
-    pub live_bodies: Bodies,
+    /// Rendered live facts and account info (shared with the published snapshot).
+    pub live_bodies: Arc<Bodies>,
     /// Refresh counters.
     pub stats: RefreshStats,
     /// The last refresh's error, if it failed.
@@ -142,7 +146,7 @@ impl AccountState {
             live_muted: Vec::new(),
             exception_matches: Vec::new(),
             live: None,
-            live_bodies: Bodies::default(),
+            live_bodies: Arc::default(),
             stats: RefreshStats::default(),
             last_error: None,
             last_attempt: None,
@@ -164,27 +168,33 @@ impl AccountState {
 
     /// Renders the live facts, account info and account-level checks again from the state.
     pub fn render_live(&mut self) {
-        self.live_bodies = expose::render_live(
+        self.live_bodies = Arc::new(expose::render_live(
             self.label(),
             self.name.as_deref(),
             self.live.as_ref(),
             self.root().as_ref(),
             &self.live_muted,
-        );
+        ));
     }
 }
 
-/// What the server hands out, rendered once per change.
+/// What the server hands out, composed once per change.
 #[derive(Debug, Clone, Default)]
 pub struct Published {
-    /// The exposition text.
-    pub metrics: Bytes,
-    /// The same, gzip-compressed.
-    pub metrics_gzip: Bytes,
+    /// The exposition as one gzip member, in pieces shared with the accounts' state.
+    pub metrics_gzip: Gzipped,
     /// Whether a first report has been judged.
     pub ready: bool,
     /// How many times the store has published (this one included).
     pub generation: u64,
+}
+
+impl Published {
+    /// The exposition text, inflated whole: for tests and tools (a scrape streams it).
+    pub fn text(&self) -> String {
+        let bytes: Vec<u8> = self.metrics_gzip.inflater().flatten().collect();
+        String::from_utf8(bytes).expect("the exposition is UTF-8")
+    }
 }
 
 /// The shared state. Accounts are kept by [`AccountState::key`], so that accounts can come
@@ -405,63 +415,61 @@ impl Store {
         self.deferred.store(false, Ordering::Release);
     }
 
-    /// Re-renders everything from the current state. The state is copied out first (report
-    /// bodies are shared, not copied), so refreshes are not held up while it renders.
+    /// Composes the exposition from the current state. What each account contributes is
+    /// taken under the lock (its report's pieces are shared, not copied; its statistics
+    /// rendered), and composed after, so refreshes are not held up meanwhile.
     pub fn publish(&self) {
         let _one_at_a_time = self.publishing.lock().expect("publishing lock");
         let generation = self.published().generation + 1;
-        let accounts: Vec<AccountState> = self.accounts();
-        let accounts: Vec<&AccountState> = accounts.iter().collect();
-        let stats: Vec<Bodies> = accounts
-            .iter()
-            .map(|a| expose::render_refresh_stats(a.label(), &a.stats))
-            .collect();
+        struct Contribution {
+            report: Option<Arc<Packed>>,
+            live: Arc<Bodies>,
+            stats: Bodies,
+        }
+        let (accounts, matches): (Vec<Contribution>, BTreeMap<String, u64>) = {
+            let accounts = self.accounts.lock().expect("accounts lock");
+            let mut matches = BTreeMap::new();
+            for (id, n) in accounts.values().flat_map(|a| &a.exception_matches) {
+                *matches.entry(id.clone()).or_default() += n;
+            }
+            let contributions = accounts
+                .values()
+                .map(|a| Contribution {
+                    report: a.report.as_ref().map(|r| r.bodies.clone()),
+                    live: a.live_bodies.clone(),
+                    stats: expose::render_refresh_stats(a.label(), &a.stats),
+                })
+                .collect();
+            (contributions, matches)
+        };
         let exporter = self.exporter.lock().expect("exporter series lock").clone();
         let exceptions = {
             let settings = self.judge_settings();
-            let matches: Vec<u64> = settings
-                .exceptions
-                .iter()
-                .map(|e| {
-                    accounts
-                        .iter()
-                        .flat_map(|a| &a.exception_matches)
-                        .filter(|(id, _)| *id == e.id)
-                        .map(|(_, n)| n)
-                        .sum()
-                })
+            let counts: Vec<u64> = (settings.exceptions.iter())
+                .map(|e| matches.get(&e.id).copied().unwrap_or(0))
                 .collect();
-            expose::render_exceptions(&settings.exceptions, &matches)
+            expose::render_exceptions(&settings.exceptions, &counts)
         };
         let reloads = match *self.reloads.lock().expect("reloads lock") {
             Some((ok, last)) => expose::render_reload_status(ok, last),
             None => Bodies::default(),
         };
-        let mut parts: Vec<&Bodies> = vec![&self.build, &exporter, &reloads, &exceptions];
-        for (a, s) in accounts.iter().zip(&stats) {
+        let mut parts: Vec<Part> = [&self.build, &exporter, &reloads, &exceptions]
+            .map(Part::Text)
+            .to_vec();
+        for a in &accounts {
             if let Some(r) = &a.report {
-                parts.push(r.bodies.as_ref());
+                parts.push(Part::Packed(r));
             }
-            parts.push(&a.live_bodies);
-            parts.push(s);
+            parts.push(Part::Text(&a.live));
+            parts.push(Part::Text(&a.stats));
         }
-        let text = expose::compose(parts.iter().copied());
-        let mut gz = GzEncoder::new(
-            Vec::with_capacity(text.len() / 8),
-            flate2::Compression::default(),
-        );
-        gz.write_all(text.as_bytes())
-            .and_then(|_| gz.finish())
-            .map(|gzip| {
-                let published = Published {
-                    metrics_gzip: Bytes::from(gzip),
-                    metrics: Bytes::from(text),
-                    ready: accounts.iter().any(|a| a.report.is_some()),
-                    generation,
-                };
-                *self.published.write().expect("published lock") = Arc::new(published);
-            })
-            .expect("gzip into memory cannot fail");
+        let published = Published {
+            metrics_gzip: expose::compose_gzip(&parts),
+            ready: accounts.iter().any(|a| a.report.is_some()),
+            generation,
+        };
+        *self.published.write().expect("published lock") = Arc::new(published);
     }
 }
 
@@ -489,7 +497,7 @@ mod tests {
         store.update("111111111111", |a| a.stats.refreshes += 1);
         let published = store.published();
         assert_eq!(published.generation, before + 1);
-        let text = String::from_utf8(published.metrics.to_vec()).unwrap();
+        let text = published.text();
         assert!(text
             .contains("iam_credentials_exporter_refreshes_total{account_id=\"111111111111\"} 1"));
     }
@@ -509,7 +517,7 @@ mod tests {
         assert_eq!(refreshes(&store), vec![100, 100, 100]);
         let deadline = Instant::now() + Duration::from_secs(30);
         let text = loop {
-            let text = String::from_utf8(store.published().metrics.to_vec()).unwrap();
+            let text = store.published().text();
             if keys.iter().all(|k| {
                 text.contains(&format!(
                     "iam_credentials_exporter_refreshes_total{{account_id=\"{k}\"}} 100"

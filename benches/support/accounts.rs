@@ -3,9 +3,9 @@
 //! would leave them after one good round.
 
 use iam_credential_report::account::LiveFacts;
-use iam_credential_report::expose::{render_live, render_report, RenderOptions};
+use iam_credential_report::expose::{render_live, render_report_packed, RenderOptions};
 use iam_credential_report::judge::{judge, Thresholds};
-use iam_credential_report::report::parse;
+use iam_credential_report::report::{parse, CredentialReport};
 use iam_credential_report::synthetic;
 use iam_credentials_exporter::state::{AccountState, JudgeSettings, JudgedReport, Store};
 use std::sync::Arc;
@@ -20,22 +20,31 @@ pub fn account_id(i: usize) -> String {
     format!("{:012}", 100_000_000_000 + i)
 }
 
-/// One account's state after a good round.
-pub fn judged_account(i: usize, users: usize, render: &RenderOptions) -> AccountState {
+/// One account's state after a good round, its report generated from `seed`.
+pub fn judged_account(i: usize, users: usize, render: &RenderOptions, seed: u64) -> AccountState {
+    judged(i, report(i, users, seed), render)
+}
+
+/// Account `i`'s report of `users` users generated from `seed`, parsed.
+pub fn report(i: usize, users: usize, seed: u64) -> CredentialReport {
+    let csv = synthetic::report(&account_id(i), users, now(), seed);
+    parse(csv.as_bytes()).expect("synthetic reports parse")
+}
+
+/// Account `i`'s state after a good round that brought `report`: judged and rendered.
+pub fn judged(i: usize, report: CredentialReport, render: &RenderOptions) -> AccountState {
     let id = account_id(i);
-    let csv = synthetic::report(&id, users, now(), i as u64);
-    let report = parse(csv.as_bytes()).expect("synthetic reports parse");
     let assessment = judge(&report, now(), &Thresholds::default());
-    let bodies = render_report(&id, &report, &assessment, Some(now()), now(), render);
+    let bodies = render_report_packed(&id, &report, &assessment, Some(now()), now(), render);
     let live = LiveFacts::default();
     let mut state = AccountState::new(id.clone(), Some(id.clone()), Some(format!("team-{i}")));
-    state.live_bodies = render_live(
+    state.live_bodies = Arc::new(render_live(
         &id,
         state.name.as_deref(),
         Some(&live),
         assessment.root.as_ref(),
         &[],
-    );
+    ));
     state.live = Some(live);
     state.report = Some(JudgedReport {
         generated_at: Some(now()),
@@ -53,18 +62,14 @@ pub fn judged_account(i: usize, users: usize, render: &RenderOptions) -> Account
 }
 
 /// A store of `accounts` accounts of `users` users each, published once.
-pub fn store(accounts: usize, users: usize, per_user: bool) -> Arc<Store> {
-    let render = RenderOptions {
-        per_user,
-        ..RenderOptions::default()
-    };
+pub fn store(accounts: usize, users: usize, render: &RenderOptions) -> Arc<Store> {
     let states = (0..accounts)
-        .map(|i| judged_account(i, users, &render))
+        .map(|i| judged_account(i, users, render, i as u64))
         .collect();
     Store::new(
         JudgeSettings {
             thresholds: Thresholds::default(),
-            render,
+            render: render.clone(),
             exceptions: Vec::new(),
         },
         states,

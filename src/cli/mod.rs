@@ -9,7 +9,7 @@ pub mod checks;
 pub mod diff;
 
 use crate::config::duration::{self, DurationError};
-use crate::config::{Settings, Shard, UserTagKeyError, UserTagKeys, SETTINGS};
+use crate::config::{PerUserMetrics, Settings, Shard, UserTagKeyError, UserTagKeys, SETTINGS};
 use clap::builder::TypedValueParser;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -324,15 +324,16 @@ pub struct ServeArgs {
     )]
     pub aws_user_tags: Option<UserTagKeys>,
 
-    /// Export per-user series (they let alerts name the user, at a cost in cardinality).
+    /// Per-user series (they let alerts name the user, at a cost in cardinality): true for
+    /// every user, failing for users who fail or are muted for at least one check (counts
+    /// and histograms still cover everyone), false for none.
     #[arg(
         long = "metrics.per-user",
         env = "IAM_CREDENTIALS_EXPORTER_METRICS_PER_USER",
-        default_value_t = true,
-        action = clap::ArgAction::Set,
-        value_name = "BOOL"
+        default_value = "true",
+        value_name = "true|failing|false"
     )]
-    pub per_user: bool,
+    pub per_user: PerUserMetrics,
 
     /// Export per-user series only for users whose name matches this regular expression.
     #[arg(
@@ -404,11 +405,11 @@ impl ServeArgs {
 
     /// Which per-user series to render.
     pub fn render_options(&self) -> RenderOptions {
-        RenderOptions {
-            per_user: self.per_user,
+        self.per_user.apply(&RenderOptions {
             user_include: self.user_include.clone(),
             user_exclude: self.user_exclude.clone(),
-        }
+            ..RenderOptions::default()
+        })
     }
 }
 
@@ -770,7 +771,7 @@ mod tests {
         assert_eq!(cli.serve.telemetry_path, "/metrics");
         assert_eq!(cli.serve.refresh_interval, Duration::from_secs(900));
         assert_eq!(cli.serve.aws_region, None);
-        assert!(cli.serve.per_user);
+        assert_eq!(cli.serve.per_user, PerUserMetrics::All);
         assert_eq!(cli.thresholds.thresholds(), Thresholds::default());
     }
 

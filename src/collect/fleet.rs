@@ -22,7 +22,7 @@ use iam_credential_report::expose::{self, ExporterStats, RenderOptions};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -109,6 +109,8 @@ pub struct Fleet {
     stats: ExporterStats,
     /// Which users' tags the AWS sources read; replaced on reload.
     user_tags: aws::UserTagsHandle,
+    /// Counts reloads: each one tells the refresh loops (see [`refresh::run`]).
+    reloads: watch::Sender<u64>,
 }
 
 /// What the AWS sources read of the users' tags: the keys, with per-user series as the store
@@ -116,10 +118,7 @@ pub struct Fleet {
 fn user_tags(settings: &Settings, render: &RenderOptions) -> aws::UserTags {
     aws::UserTags {
         keys: settings.user_tags.keys().to_vec(),
-        users: RenderOptions {
-            per_user: settings.per_user_metrics,
-            ..render.clone()
-        },
+        users: settings.per_user_metrics.apply(render),
         ..aws::UserTags::default()
     }
 }
@@ -128,10 +127,7 @@ fn judge_settings(settings: &Settings, render: &RenderOptions, config: &Config) 
     JudgeSettings {
         exceptions: config.exceptions.clone(),
         thresholds: settings.thresholds,
-        render: RenderOptions {
-            per_user: settings.per_user_metrics,
-            ..render.clone()
-        },
+        render: settings.per_user_metrics.apply(render),
     }
 }
 
@@ -192,6 +188,7 @@ impl Fleet {
         };
         Ok(Fleet {
             user_tags: aws::UserTagsHandle::new(user_tags(&settings, &options.render)),
+            reloads: watch::Sender::new(0),
             store,
             limit: Arc::new(Semaphore::new(settings.refresh_concurrency)),
             options,
@@ -339,6 +336,7 @@ impl Fleet {
                 Pacing {
                     interval: self.settings.refresh_interval,
                     jitter: !matches!(watch, Watch::File { .. }),
+                    refresh_on_reload: matches!(watch, Watch::File { .. }),
                     start_window: if planned_count > 1 {
                         refresh::START_WINDOW.min(self.settings.refresh_interval / 10)
                     } else {
@@ -347,6 +345,7 @@ impl Fleet {
                 },
                 self.limit.clone(),
                 self.options.history.clone(),
+                self.reloads.subscribe(),
                 stop.clone(),
             ));
             self.running.insert(key, Running { watch, stop });
@@ -488,6 +487,10 @@ impl Fleet {
                     }
                     if matches!(outcome, Ok(true)) {
                         next_discovery = Instant::now();
+                    }
+                    if outcome.is_ok() {
+                        // Report files are read again, failed accounts retried, now.
+                        self.reloads.send_modify(|n| *n += 1);
                     }
                     let _ = reply.send(outcome.map(|_| ()).map_err(ReloadError::from));
                 }

@@ -20,7 +20,7 @@ use rand::Rng;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 /// How a refresh loop is paced.
@@ -35,6 +35,10 @@ pub struct Pacing {
     /// single account, a few seconds for many (the refresh semaphore bounds how many run at
     /// once), so that data comes within seconds of start.
     pub start_window: Duration,
+    /// A reload asks this account to refresh at once even when its last refresh succeeded
+    /// (report files, cheap to read again); otherwise only a failed or first refresh is
+    /// brought forward, so that a reload does not call AWS for every account.
+    pub refresh_on_reload: bool,
 }
 
 /// The first retry of a failed refresh waits about this long; each further failure doubles
@@ -55,7 +59,10 @@ pub fn retry_delay(failures: u32, interval: Duration, unit: f64) -> Duration {
 }
 
 /// Runs one account's refreshes until `shutdown` is cancelled. The first refresh starts within
-/// [`Pacing::start_window`]; a failed one is retried with backoff ([`retry_delay`]).
+/// [`Pacing::start_window`]; a failed one is retried with backoff ([`retry_delay`]). A change
+/// of `reloads` (a reload: SIGHUP, `POST /-/reload`, a changed config file) brings the next
+/// refresh forward as [`Pacing::refresh_on_reload`] says.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     store: Arc<Store>,
     key: String,
@@ -63,6 +70,7 @@ pub async fn run(
     pacing: Pacing,
     limit: Arc<Semaphore>,
     history: Option<Arc<History>>,
+    mut reloads: watch::Receiver<u64>,
     shutdown: CancellationToken,
 ) {
     let spread = |d: Duration| -> Duration {
@@ -84,9 +92,22 @@ pub async fn run(
             .ok()
             .and_then(|d| Utc::now().checked_add_signed(d));
         store.update_unpublished(&key, |a| a.next_refresh = due);
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
+        let deadline = tokio::time::Instant::now() + delay;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep_until(deadline) => break,
+                changed = reloads.changed() => {
+                    if changed.is_err() {
+                        // The fleet is gone; shutdown follows.
+                        std::future::pending::<()>().await;
+                    }
+                    let healthy = store.account(&key, |a| a.stats.last_ok == Some(true));
+                    if pacing.refresh_on_reload || healthy != Some(true) {
+                        break;
+                    }
+                }
+            }
         }
         let started = Instant::now();
         {
@@ -401,7 +422,7 @@ fn judge_parsed(
     for m in &assessment.muted {
         muted[m.exception] += 1;
     }
-    let bodies = expose::render_report(
+    let bodies = expose::render_report_packed(
         account_id,
         parsed,
         &assessment,
@@ -595,7 +616,7 @@ mod tests {
     }
 
     fn metrics(store: &Store) -> String {
-        String::from_utf8(store.published().metrics.to_vec()).unwrap()
+        store.published().text()
     }
 
     fn has(store: &Store, line: &str) -> bool {

@@ -21,7 +21,7 @@ pub use settings::{Setting, Settings, SETTINGS};
 use chrono::NaiveDate;
 use iam_credential_report::arn::{is_account_id, is_iam_name_char, role_account};
 use iam_credential_report::exceptions::Exception;
-use iam_credential_report::expose::user_tag_label;
+use iam_credential_report::expose::{user_tag_label, RenderOptions};
 use regex::Regex;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -231,7 +231,7 @@ pub struct Config {
     /// `thresholds`.
     pub thresholds: ThresholdKeys,
     /// `per_user_metrics`.
-    pub per_user_metrics: Option<bool>,
+    pub per_user_metrics: Option<PerUserMetrics>,
     /// `accounts`.
     pub accounts: Vec<AccountEntry>,
     /// `organization`.
@@ -360,6 +360,77 @@ fn is_tag_key_char(c: char) -> bool {
         || "_.:/=+-@".contains(c)
 }
 
+/// Which users get per-user series (`per_user_metrics`, `--metrics.per-user`): `true` for
+/// all, `failing` for those who fail or are muted for at least one check (counts and
+/// histograms still cover everyone), `false` for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerUserMetrics {
+    /// Every user (the include and exclude filters aside).
+    All,
+    /// Users with a finding or a muted finding.
+    Failing,
+    /// No user.
+    Off,
+}
+
+impl PerUserMetrics {
+    /// `render` (the flags' user filters) with this choice applied.
+    pub fn apply(self, render: &RenderOptions) -> RenderOptions {
+        RenderOptions {
+            per_user: self != PerUserMetrics::Off,
+            only_failing: self == PerUserMetrics::Failing,
+            ..render.clone()
+        }
+    }
+}
+
+impl std::str::FromStr for PerUserMetrics {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "true" => Ok(PerUserMetrics::All),
+            "failing" => Ok(PerUserMetrics::Failing),
+            "false" => Ok(PerUserMetrics::Off),
+            _ => Err(format!("{s:?}: expected true, false or failing")),
+        }
+    }
+}
+
+impl std::fmt::Display for PerUserMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PerUserMetrics::All => "true",
+            PerUserMetrics::Failing => "failing",
+            PerUserMetrics::Off => "false",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for PerUserMetrics {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A visitor, so that errors name the key and line.
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = PerUserMetrics;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or failing")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<PerUserMetrics, E> {
+                Ok(if v {
+                    PerUserMetrics::All
+                } else {
+                    PerUserMetrics::Off
+                })
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<PerUserMetrics, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -368,7 +439,7 @@ struct RawConfig {
     #[serde(default)]
     thresholds: ThresholdKeys,
     #[serde(default)]
-    per_user_metrics: Option<bool>,
+    per_user_metrics: Option<PerUserMetrics>,
     #[serde(default)]
     accounts: Vec<RawAccount>,
     #[serde(default)]
@@ -855,7 +926,7 @@ shard: { index: 1, count: 3 }
             Some(Duration::from_secs(45 * 86400))
         );
         assert_eq!(c.thresholds.unused_credentials, None);
-        assert_eq!(c.per_user_metrics, Some(false));
+        assert_eq!(c.per_user_metrics, Some(PerUserMetrics::Off));
         let role = c.accounts[0].role.as_ref().unwrap();
         assert_eq!(role.account_id, "111111111111");
         assert_eq!(role.external_id.as_deref(), Some("ext-1"));
@@ -882,6 +953,31 @@ shard: { index: 1, count: 3 }
         );
         assert!(
             err("refresh: { concurrency: 0 }").starts_with("refresh.concurrency: 0 is not between")
+        );
+    }
+
+    #[test]
+    fn per_user_metrics_is_true_false_or_failing() {
+        for (text, want) in [
+            ("true", PerUserMetrics::All),
+            ("false", PerUserMetrics::Off),
+            ("failing", PerUserMetrics::Failing),
+        ] {
+            let c = parse_today(&format!("per_user_metrics: {text}")).unwrap();
+            assert_eq!(c.per_user_metrics, Some(want), "{text}");
+            assert_eq!(want.to_string().parse::<PerUserMetrics>(), Ok(want));
+        }
+        let e = err("per_user_metrics: fail");
+        assert!(
+            e.starts_with("per_user_metrics: \"fail\": expected true, false or failing"),
+            "{e}"
+        );
+        let failing = PerUserMetrics::Failing.apply(&RenderOptions::default());
+        assert!(failing.per_user && failing.only_failing);
+        assert!(
+            !PerUserMetrics::Off
+                .apply(&RenderOptions::all_users())
+                .per_user
         );
     }
 

@@ -5,7 +5,7 @@
 //! its environment variable) wins; otherwise the config file's value; otherwise the flag's
 //! default.
 
-use super::{Config, ConfigError, Shard, UserTagKeys};
+use super::{Config, ConfigError, PerUserMetrics, Shard, UserTagKeys};
 use iam_credential_report::judge::Thresholds;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -18,8 +18,8 @@ pub struct Settings {
     /// Refreshes that may run at once.
     pub refresh_concurrency: usize,
     pub thresholds: Thresholds,
-    /// Export per-user series.
-    pub per_user_metrics: bool,
+    /// Which users get per-user series.
+    pub per_user_metrics: PerUserMetrics,
     /// This replica's shard.
     pub shard: Shard,
     /// IAM user tag keys to read for `aws_iam_user_info` (empty: none, and no call).
@@ -159,7 +159,7 @@ mod tests {
             refresh_interval: Duration::from_secs(900),
             refresh_concurrency: 8,
             thresholds: Thresholds::default(),
-            per_user_metrics: true,
+            per_user_metrics: PerUserMetrics::All,
             shard: Shard::default(),
             user_tags: UserTagKeys::default(),
         };
@@ -169,7 +169,7 @@ mod tests {
         let (s, overridden) = Settings::resolve(&flags, &explicit, &c).unwrap();
         assert_eq!(s.refresh_interval, Duration::from_secs(60));
         assert_eq!(s.refresh_concurrency, 8);
-        assert!(!s.per_user_metrics);
+        assert_eq!(s.per_user_metrics, PerUserMetrics::Off);
         assert_eq!(s.shard, Shard::default());
         assert_eq!(overridden, ["refresh.concurrency", "shard"]);
     }
@@ -180,7 +180,7 @@ mod tests {
             refresh_interval: Duration::from_secs(900),
             refresh_concurrency: 8,
             thresholds: Thresholds::default(),
-            per_user_metrics: true,
+            per_user_metrics: PerUserMetrics::All,
             shard: Shard::default(),
             user_tags: UserTagKeys::parse_flag(keys).unwrap(),
         };
@@ -210,7 +210,7 @@ mod tests {
             refresh_interval: Duration::from_secs(900),
             refresh_concurrency: 8,
             thresholds: Thresholds::default(),
-            per_user_metrics: true,
+            per_user_metrics: PerUserMetrics::All,
             shard: Shard { index: 3, count: 3 },
             user_tags: UserTagKeys::default(),
         };

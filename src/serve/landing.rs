@@ -172,10 +172,10 @@ fn settings_section(
         ("root_recent_use", days(t.root_recent_use)),
         (
             "per_user_metrics",
-            if settings.render.per_user {
-                "on"
-            } else {
-                "off"
+            match (settings.render.per_user, settings.render.only_failing) {
+                (false, _) => "off",
+                (true, false) => "on",
+                (true, true) => "failing users only",
             }
             .to_owned(),
         ),

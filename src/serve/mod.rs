@@ -29,6 +29,7 @@
 //! `--web.external-url`), as Prometheus does; the landing page's links are relative.
 
 pub mod basic_auth;
+pub mod body;
 pub mod landing;
 pub mod process;
 pub mod rate_limit;

@@ -4,6 +4,7 @@
 //! landing page (`/iam` redirects there), and nothing outside it.
 
 use super::basic_auth::Outcome;
+use super::body::ResponseBody;
 use super::landing;
 use super::web_config::WebConfig;
 use super::{Reload, ServerSettings, Shared, METRICS_CONTENT_TYPE};
@@ -11,7 +12,6 @@ use crate::state::Store;
 use bytes::Bytes;
 use chrono::Utc;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::{Body, Incoming};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ pub(super) async fn respond(
     shared: &Shared,
     peer: SocketAddr,
     nth: u32,
-) -> Response<Full<Bytes>> {
+) -> Response<ResponseBody> {
     let config: Arc<WebConfig> = shared.settings.web.current();
     let route = route(req.uri().path(), &shared.settings.route_prefix);
     let probe = matches!(route, Some("/-/healthy" | "/-/ready"));
@@ -69,7 +69,7 @@ fn route<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
 /// Sends the prefix alone (`/iam`) to the landing page (`/iam/`), so that the page's relative
 /// links resolve under the prefix. The location is relative too (`./iam/`), so that it holds
 /// behind a proxy that rewrites the host.
-fn to_landing_page(path: &str) -> Response<Full<Bytes>> {
+fn to_landing_page(path: &str) -> Response<ResponseBody> {
     let last = path.rsplit('/').next().unwrap_or("");
     let mut r = text(StatusCode::FOUND, "Found\n");
     if let Ok(location) = HeaderValue::from_str(&format!("./{last}/")) {
@@ -84,7 +84,7 @@ fn to_landing_page(path: &str) -> Response<Full<Bytes>> {
 async fn reload(
     req: &Request<Incoming>,
     handle: Option<&Arc<dyn Reload>>,
-) -> Response<Full<Bytes>> {
+) -> Response<ResponseBody> {
     let Some(handle) = handle else {
         return text(StatusCode::NOT_FOUND, "Not found\n");
     };
@@ -94,7 +94,7 @@ async fn reload(
     match handle.reload().await {
         Ok(()) => text(StatusCode::OK, "Reloaded\n"),
         Err(e) => {
-            let mut r = Response::new(Full::new(Bytes::from(format!(
+            let mut r = Response::new(ResponseBody::full(Bytes::from(format!(
                 "failed to reload config: {e}\n"
             ))));
             *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
@@ -107,8 +107,8 @@ async fn reload(
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+    let mut r = Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -117,7 +117,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
-fn unauthorized() -> Response<Full<Bytes>> {
+fn unauthorized() -> Response<ResponseBody> {
     let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
     r.headers_mut().insert(
         header::WWW_AUTHENTICATE,
@@ -126,7 +126,7 @@ fn unauthorized() -> Response<Full<Bytes>> {
     r
 }
 
-fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+fn method_not_allowed(allow: &'static str) -> Response<ResponseBody> {
     let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
     r.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allow));
@@ -158,7 +158,7 @@ fn handle(
     store: &Store,
     settings: &ServerSettings,
     peer: SocketAddr,
-) -> Response<Full<Bytes>> {
+) -> Response<ResponseBody> {
     let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
     // Nothing here takes a body; refuse one rather than read it.
     let has_body =
@@ -189,13 +189,15 @@ fn handle(
     let published = store.published();
     if path == settings.telemetry_path {
         let gzip = accepts_gzip(req.headers().get(header::ACCEPT_ENCODING));
-        // The snapshot rendered in advance, then the process series read now.
+        // The snapshot composed in advance, then the process series read now.
+        let tail = super::process::tail(gzip);
+        let snapshot = &published.metrics_gzip;
         let body = if gzip {
-            super::process::append(&published.metrics_gzip, true)
+            ResponseBody::pieces(snapshot.pieces.iter().cloned().chain([tail]))
         } else {
-            super::process::append(&published.metrics, false)
+            ResponseBody::inflating(snapshot.inflater(), snapshot.text_len, tail)
         };
-        let mut r = Response::new(Full::new(body));
+        let mut r = Response::new(body);
         let h = r.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
@@ -222,7 +224,7 @@ fn handle(
                 &settings.telemetry_path,
                 Utc::now(),
             );
-            let mut r = Response::new(Full::new(Bytes::from(page)));
+            let mut r = Response::new(ResponseBody::full(Bytes::from(page)));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),

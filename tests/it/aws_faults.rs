@@ -366,7 +366,7 @@ impl Rig {
     }
 
     fn metrics(&self) -> String {
-        String::from_utf8(self.hub.published().metrics.to_vec()).unwrap()
+        self.hub.published().text()
     }
 
     /// The value of `name{account_id="111122223333"<labels>}`, 0 when absent.
@@ -1242,6 +1242,7 @@ async fn without_tag_keys_or_per_user_series_no_user_tags_are_read() {
             per_user: true,
             user_include: None,
             user_exclude: Some(regex::Regex::new("^b").unwrap()),
+            ..RenderOptions::default()
         },
         ..owner_and_team(Some(Duration::ZERO))
     });

@@ -90,6 +90,38 @@ fn per_user_series_can_be_switched_off_or_filtered() {
     assert!(m.contains(r#"user="bob""#));
     assert!(!m.contains(r#"user="carol""#));
     assert!(!m.contains(r#"user="alice""#));
+
+    // Failing users only: the users with a failing check keep every per-user series, the
+    // others (alice passes every check) have none, and the counts still cover everyone.
+    let (_d3, _p3, failing) = start_on_copy(&["--metrics.per-user=failing"]);
+    let m = failing.wait_for_sample(r#"aws_iam_users{account_id="123456789012"}"#, 9.0);
+    let (_d4, _p4, all) = start_on_copy(&[]);
+    let full = all.wait_for_sample(r#"aws_iam_users{account_id="123456789012"}"#, 9.0);
+    let user_of = |line: &str| {
+        line.split("user=\"")
+            .nth(1)
+            .map(|r| r[..r.find('"').unwrap()].to_owned())
+    };
+    let failing_users: std::collections::BTreeSet<String> =
+        (lines_with(&full, "aws_iam_user_check_failed{").iter())
+            .filter_map(|l| user_of(l))
+            .collect();
+    assert!(failing_users.len() >= 3, "{full}");
+    assert!(!failing_users.contains("alice"), "{full}");
+    for line in lines_with(&full, "aws_iam_user_mfa_active{") {
+        let user = user_of(line).unwrap();
+        let kept = m.lines().any(|l| l == line);
+        assert_eq!(kept, failing_users.contains(&user), "{user}: {m}");
+    }
+    assert!(!m.contains(r#"user="alice""#), "{m}");
+    assert_eq!(
+        lines_with(&m, "aws_iam_check_failures{"),
+        lines_with(&full, "aws_iam_check_failures{")
+    );
+    assert_eq!(
+        lines_with(&m, "aws_iam_user_check_failed{"),
+        lines_with(&full, "aws_iam_user_check_failed{")
+    );
 }
 
 #[test]
@@ -304,6 +336,41 @@ fn not_ready_until_a_report_was_judged() {
     wait_for("ready", Duration::from_secs(20), || {
         (get(&exporter.url("/-/ready")).status == 200).then_some(())
     });
+}
+
+/// A reload (SIGHUP, POST /-/reload) reads report files again at once, an hour before
+/// their next refresh is due.
+#[test]
+fn a_reload_reads_the_report_file_again_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.csv");
+    write_fresh_sample_report(&path);
+    let exporter = Exporter::start(&[
+        "--report.file",
+        path.to_str().unwrap(),
+        "--refresh.interval",
+        "1h",
+    ]);
+    let users = r#"aws_iam_users{account_id="123456789012"}"#;
+    exporter.wait_for_sample(users, 9.0);
+    let drop_last_user = |path: &std::path::Path| {
+        let csv = std::fs::read_to_string(path).unwrap();
+        let mut lines: Vec<&str> = csv.lines().collect();
+        lines.pop();
+        std::fs::write(path, lines.join("\n") + "\n").unwrap();
+    };
+    drop_last_user(&path);
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &exporter.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    exporter.wait_for_sample(users, 8.0);
+
+    drop_last_user(&path);
+    let r = request("POST", &exporter.url("/-/reload"), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    exporter.wait_for_sample(users, 7.0);
 }
 
 #[test]

@@ -25,6 +25,7 @@ mod fuzz_regressions;
 mod golden;
 mod helm;
 mod landing;
+mod large_snapshot;
 mod many_accounts;
 mod properties;
 mod rules;

@@ -364,6 +364,7 @@ mod tests {
                 per_user: true,
                 user_include: None,
                 user_exclude: Some(Regex::new("^b").unwrap()),
+                ..RenderOptions::default()
             },
             ..tags(&["owner"], USER_TAGS_INTERVAL)
         });

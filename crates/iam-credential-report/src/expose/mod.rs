@@ -22,8 +22,10 @@ use chrono::{DateTime, Utc};
 use regex::Regex;
 use strum::EnumCount;
 
+pub mod packed;
 mod text;
 
+pub use packed::{compose_gzip, Gzipped, Packed, Part};
 use text::{Label, Labels, Prefix};
 
 const REPORT_AGE_NOTE: &str = "From the IAM credential report, which AWS regenerates at most every 4 hours: the value can be up to 4 hours old, and is cached by the exporter between refreshes.";
@@ -196,6 +198,9 @@ pub struct RenderOptions {
     /// Export per-user series at all (they name users: alerts can say who, at a cost in
     /// cardinality).
     pub per_user: bool,
+    /// Only for users who fail, or are muted for, at least one check
+    /// (`--metrics.per-user=failing`): counts and histograms still cover everyone.
+    pub only_failing: bool,
     /// Only users whose name matches.
     pub user_include: Option<Regex>,
     /// Never users whose name matches.
@@ -248,11 +253,27 @@ impl Bodies {
     fn body(&mut self, f: Family) -> &mut String {
         &mut self.0[f as usize]
     }
+}
+
+/// Where samples are written: text kept whole ([`Bodies`]) or compressed as it grows
+/// ([`Packed`]).
+trait Sink {
+    /// The family's text buffer, to append lines to.
+    fn body(&mut self, f: Family) -> &mut String;
+
+    /// After lines were appended to the family's buffer.
+    fn wrote(&mut self, _f: Family) {}
+
+    /// Room for `bytes` more of the family's text.
+    fn reserve(&mut self, f: Family, bytes: usize) {
+        self.body(f).reserve(bytes);
+    }
 
     /// Appends one gauge or counter sample to the family's body.
     fn sample(&mut self, f: Family, labels: &[(&str, &str)], value: f64) {
         debug_assert_ne!(f.kind(), MetricKind::Histogram, "{}", f.name());
         text::sample(self.body(f), f.name(), labels, value);
+        self.wrote(f);
     }
 
     /// Appends one histogram series of the values, over [`KEY_AGE_BUCKETS_DAYS`].
@@ -269,6 +290,29 @@ impl Bodies {
             values.len() as u64,
             values.iter().sum(),
         );
+        self.wrote(f);
+    }
+}
+
+impl Sink for Bodies {
+    fn body(&mut self, f: Family) -> &mut String {
+        Bodies::body(self, f)
+    }
+}
+
+impl Sink for Packed {
+    fn body(&mut self, f: Family) -> &mut String {
+        Packed::body(self, f)
+    }
+
+    fn wrote(&mut self, f: Family) {
+        Packed::wrote(self, f)
+    }
+
+    /// At most a chunk: the text is compressed a chunk at a time.
+    fn reserve(&mut self, f: Family, bytes: usize) {
+        let body = Packed::body(self, f);
+        body.reserve(bytes.min(packed::CHUNK + 1024).saturating_sub(body.len()));
     }
 }
 
@@ -284,7 +328,7 @@ fn seconds(t: DateTime<Utc>) -> f64 {
     t.timestamp() as f64
 }
 
-/// Renders a judged report for one account.
+/// Renders a judged report for one account, as text.
 pub fn render_report(
     account_id: &str,
     report: &CredentialReport,
@@ -293,8 +337,52 @@ pub fn render_report(
     now: DateTime<Utc>,
     opts: &RenderOptions,
 ) -> Bodies {
-    let acct = ("account_id", account_id);
     let mut out = Bodies::default();
+    render_report_into(
+        &mut out,
+        account_id,
+        report,
+        assessment,
+        generated_at,
+        now,
+        opts,
+    );
+    out
+}
+
+/// Renders a judged report for one account, compressed as it is written (see [`packed`]): what
+/// the exporter keeps, so that the whole text is never held.
+pub fn render_report_packed(
+    account_id: &str,
+    report: &CredentialReport,
+    assessment: &Assessment,
+    generated_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    opts: &RenderOptions,
+) -> Packed {
+    let mut out = Packed::new();
+    render_report_into(
+        &mut out,
+        account_id,
+        report,
+        assessment,
+        generated_at,
+        now,
+        opts,
+    );
+    out.finish()
+}
+
+fn render_report_into(
+    out: &mut impl Sink,
+    account_id: &str,
+    report: &CredentialReport,
+    assessment: &Assessment,
+    generated_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    opts: &RenderOptions,
+) {
+    let acct = ("account_id", account_id);
 
     if let Some(t) = generated_at {
         out.sample(Family::ReportGenerated, &[acct], seconds(t));
@@ -361,7 +449,7 @@ pub fn render_report(
     out.histogram(Family::AccessKeyIdle, &[acct], &idle);
 
     if !opts.per_user {
-        return out;
+        return;
     }
 
     // A family's lines all start with its name and the account label, rendered once, and
@@ -377,12 +465,12 @@ pub fn render_report(
         room[f as usize] += prefixes[f as usize].line_len(labels) + text::value_len(v);
     });
     for &f in Family::ALL {
-        out.body(f).reserve(room[f as usize]);
+        out.reserve(f, room[f as usize]);
     }
     per_user.samples(|f, labels, v| {
         prefixes[f as usize].sample(out.body(f), labels, v);
+        out.wrote(f);
     });
-    out
 }
 
 /// A report's per-user series, their labels rendered.
@@ -404,7 +492,18 @@ struct PerUser<'a> {
 
 impl<'a> PerUser<'a> {
     fn new(report: &'a CredentialReport, assessment: &Assessment, opts: &RenderOptions) -> Self {
-        let wanted: Vec<bool> = report.rows.iter().map(|r| opts.wants(&r.user)).collect();
+        let mut wanted: Vec<bool> = report.rows.iter().map(|r| opts.wants(&r.user)).collect();
+        if opts.only_failing {
+            let mut flagged = vec![false; report.rows.len()];
+            for row in (assessment.findings.iter().map(|f| f.row))
+                .chain(assessment.muted.iter().map(|m| m.finding.row))
+            {
+                flagged[row] = true;
+            }
+            for (w, f) in wanted.iter_mut().zip(flagged) {
+                *w &= f;
+            }
+        }
         let bytes = (report.rows.iter().zip(&wanted))
             .filter(|(_, w)| **w)
             .map(|(r, _)| r.user.len() + ",user=\"\"".len())
@@ -859,25 +958,30 @@ pub fn compose<'a>(parts: impl IntoIterator<Item = &'a Bodies> + Clone) -> Strin
                 continue;
             }
             if !header {
-                for part in [
-                    "# HELP ",
-                    f.name(),
-                    " ",
-                    &f.help(),
-                    "\n# TYPE ",
-                    f.name(),
-                    " ",
-                    f.kind().as_str(),
-                    "\n",
-                ] {
-                    out.push_str(part);
-                }
+                write_header(&mut out, f);
                 header = true;
             }
             out.push_str(body);
         }
     }
     out
+}
+
+/// Appends the family's `# HELP` and `# TYPE` lines.
+fn write_header(out: &mut String, f: Family) {
+    for part in [
+        "# HELP ",
+        f.name(),
+        " ",
+        &f.help(),
+        "\n# TYPE ",
+        f.name(),
+        " ",
+        f.kind().as_str(),
+        "\n",
+    ] {
+        out.push_str(part);
+    }
 }
 
 #[cfg(test)]
@@ -1199,6 +1303,7 @@ mod tests {
             per_user: true,
             user_include: Some(Regex::new("^a").unwrap()),
             user_exclude: Some(Regex::new("^ab").unwrap()),
+            ..RenderOptions::default()
         };
         assert!(opts.wants("alice"));
         assert!(!opts.wants("abe"));

@@ -1,0 +1,83 @@
+//! A snapshot large enough to be composed of many compressed pieces (see the core crate's
+//! `expose::packed`): the real Prometheus, whose scraper reads gzip with Go's reader, takes
+//! every sample of it; the gzip and plain bodies carry the same text; a plain scrape arrives
+//! whole with its `Content-Length`.
+use crate::support::prometheus::{Prometheus, Scrape};
+use crate::support::*;
+use iam_credential_report::synthetic;
+use std::io::Read;
+use std::time::Duration;
+
+const USERS: usize = 3_000;
+
+/// The sample lines, process series aside (they are read at each scrape).
+fn samples(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("process_"))
+        .collect()
+}
+
+#[test]
+fn prometheus_reads_every_sample_of_a_snapshot_in_many_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.csv");
+    let csv = synthetic::report("123456789012", USERS, chrono::Utc::now(), 7);
+    std::fs::write(&report, csv).unwrap();
+    let exporter = Exporter::start(&["--report.file", report.to_str().unwrap()]);
+    let users = r#"aws_iam_users{account_id="123456789012"}"#;
+    let plain = exporter.wait_for_sample(users, USERS as f64);
+
+    let gzip = request(
+        "GET",
+        &exporter.url("/metrics"),
+        &[("Accept-Encoding", "gzip")],
+    );
+    assert_eq!(gzip.status, 200);
+    assert_eq!(
+        gzip.headers.get("content-encoding").map(String::as_str),
+        Some("gzip")
+    );
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(&gzip.body[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(plain.len() > 1_000_000, "{} bytes", plain.len());
+    assert!(
+        gzip.body.len() * 5 < plain.len(),
+        "{} bytes gzip",
+        gzip.body.len()
+    );
+    assert!(
+        samples(&text) == samples(&plain),
+        "gzip and plain bodies differ"
+    );
+
+    let plain_reply = get(&exporter.url("/metrics"));
+    assert_eq!(
+        plain_reply
+            .headers
+            .get("content-length")
+            .map(String::as_str),
+        Some(plain_reply.body.len().to_string().as_str())
+    );
+
+    let prom = Prometheus::start(
+        &[Scrape {
+            job: "big",
+            target: exporter.addr,
+        }],
+        &[],
+    );
+    let series = plain.lines().filter(|l| !l.starts_with('#')).count();
+    // Every sample of the scrape, process series included, as Prometheus counts them.
+    prom.wait_for_data(
+        &format!(r#"scrape_samples_scraped{{job="big"}} == {series}"#),
+        Duration::from_secs(60),
+    );
+    let mfa = prom.wait_for_data(
+        r#"count(aws_iam_user_mfa_active{job="big"})"#,
+        Duration::from_secs(30),
+    );
+    // Every user and root.
+    assert_eq!(mfa[0]["value"][1], (USERS + 1).to_string(), "{mfa:?}");
+}
