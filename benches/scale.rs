@@ -77,7 +77,7 @@ fn scale(c: &mut Criterion) {
             }
             println!(
                 "scale accounts={n} users_each={USERS} {mode}: series={series} plain_bytes={} gzip_bytes={} rss_mib={rss}",
-                published.metrics_gzip.text_len,
+                published.metrics_gzip.text_len(),
                 published.metrics_gzip.len()
             );
             drop(published);

@@ -113,7 +113,7 @@ mod tests {
         let g = compose_gzip(&parts.iter().map(Part::Text).collect::<Vec<_>>());
         let expected = format!("{}tail\n", compose(&parts));
         assert!(expected.starts_with("# HELP"), "{expected}");
-        let body = ResponseBody::inflating(g.inflater(), g.text_len, Bytes::from("tail\n"));
+        let body = ResponseBody::inflating(g.inflater(), g.text_len(), Bytes::from("tail\n"));
         assert_eq!(body.size_hint().exact(), Some(expected.len() as u64));
         let text = body.collect().await.unwrap().to_bytes();
         assert_eq!(&text[..], expected.as_bytes());

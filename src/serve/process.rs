@@ -7,7 +7,6 @@
 //! `status` (`VmSize`, `VmRSS`, in kB), `fd/` (open descriptors), `limits` (`Max open files`)
 //! and `/proc/stat`'s `btime` (boot time).
 
-use bytes::Bytes;
 use iam_credential_report::expose::{self, ProcessStats};
 
 /// Clock ticks per second in `/proc` (USER_HZ).
@@ -16,7 +15,8 @@ const TICKS_PER_SECOND: f64 = 100.0;
 /// Reads the figures; what cannot be read is left out.
 pub fn read() -> ProcessStats {
     let mut p = ProcessStats::default();
-    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+    let mut buf = Vec::with_capacity(PROC_FILE_BYTES);
+    if let Some(stat) = read_proc("/proc/self/stat", &mut buf) {
         // The command name (field 2) is in parentheses and may contain spaces: count fields
         // from the last ')'.
         if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
@@ -31,7 +31,7 @@ pub fn read() -> ProcessStats {
             }
         }
     }
-    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+    if let Some(status) = read_proc("/proc/self/status", &mut buf) {
         let kb = |key: &str| {
             status
                 .lines()
@@ -45,34 +45,52 @@ pub fn read() -> ProcessStats {
     p.open_fds = std::fs::read_dir("/proc/self/fd")
         .ok()
         .map(|d| d.count() as u64);
-    p.max_fds = std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|l| {
-            l.lines()
-                .find(|l| l.starts_with("Max open files"))
-                .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
-        });
+    p.max_fds = read_proc("/proc/self/limits", &mut buf).and_then(|l| {
+        l.lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
+    });
     p
 }
 
-/// The process series read now, to follow the snapshot: as text, or as a gzip member of its
-/// own when `gzip`. Gzip allows members to follow one another (RFC 1952, 2.2), and every gzip
-/// reader Prometheus and curl use reads them all, so the snapshot's bytes are sent as they
-/// are and only the few hundred bytes of process series are compressed per scrape.
-pub fn tail(gzip: bool) -> Bytes {
-    let text = expose::compose([&expose::render_process(&read())]);
-    if gzip {
-        expose::packed::gzip_member(text.as_bytes())
-    } else {
-        Bytes::from(text)
+/// Room for any of the `/proc/self` files read here (`status`, the longest, is under 2 KB).
+const PROC_FILE_BYTES: usize = 8 * 1024;
+
+/// Reads a small `/proc` file into `buf` with one read call (and one more to see the end):
+/// `read_to_string` probes a file of unknown size with small reads first, a dozen calls
+/// per scrape for these three files.
+fn read_proc<'a>(path: &str, buf: &'a mut Vec<u8>) -> Option<&'a str> {
+    use std::io::Read;
+    buf.clear();
+    let mut file = std::fs::File::open(path).ok()?;
+    loop {
+        let len = buf.len();
+        buf.resize(len + PROC_FILE_BYTES, 0);
+        let n = file.read(&mut buf[len..]).ok()?;
+        buf.truncate(len + n);
+        if n == 0 {
+            break;
+        }
     }
+    std::str::from_utf8(buf).ok()
 }
 
+/// The process series read now, as text: they follow the snapshot in each scrape (in the
+/// same gzip member, see `Gzipped::finish`), so that they are current.
+pub fn series() -> String {
+    expose::compose([&expose::render_process(&read())])
+}
+
+/// Read once: it does not change, and `/proc/stat` (a line per CPU and one with every
+/// interrupt counter) is the costliest file here to read at each scrape.
 fn boot_time() -> Option<f64> {
-    std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("btime "))
-            .and_then(|v| v.trim().parse().ok())
+    static BOOT_TIME: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
+    *BOOT_TIME.get_or_init(|| {
+        std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime "))
+                .and_then(|v| v.trim().parse().ok())
+        })
     })
 }
 
@@ -81,12 +99,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_tail_is_the_process_series_as_text_or_a_gzip_member() {
-        use std::io::Read;
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(&tail(true)[..])
-            .read_to_string(&mut text)
-            .unwrap();
+    fn the_series_have_their_headers() {
+        let text = series();
         assert!(
             text.starts_with("# HELP process_cpu_seconds_total"),
             "{text}"
@@ -95,7 +109,6 @@ mod tests {
             text.contains("# TYPE process_cpu_seconds_total counter\n"),
             "{text}"
         );
-        assert!(tail(false).starts_with(b"# HELP process_cpu_seconds_total"));
     }
 
     #[test]

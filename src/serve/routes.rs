@@ -190,12 +190,12 @@ fn handle(
     if path == settings.telemetry_path {
         let gzip = accepts_gzip(req.headers().get(header::ACCEPT_ENCODING));
         // The snapshot composed in advance, then the process series read now.
-        let tail = super::process::tail(gzip);
+        let tail = super::process::series();
         let snapshot = &published.metrics_gzip;
         let body = if gzip {
-            ResponseBody::pieces(snapshot.pieces.iter().cloned().chain([tail]))
+            ResponseBody::pieces(snapshot.finish(tail.as_bytes()))
         } else {
-            ResponseBody::inflating(snapshot.inflater(), snapshot.text_len, tail)
+            ResponseBody::inflating(snapshot.inflater(), snapshot.text_len(), tail.into())
         };
         let mut r = Response::new(body);
         let h = r.headers_mut();

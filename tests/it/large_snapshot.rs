@@ -1,7 +1,7 @@
 //! A snapshot large enough to be composed of many compressed pieces (see the core crate's
 //! `expose::packed`): the real Prometheus, whose scraper reads gzip with Go's reader, takes
-//! every sample of it; the gzip and plain bodies carry the same text; a plain scrape arrives
-//! whole with its `Content-Length`.
+//! every sample of it; the gzip body is one member (which `curl --compressed` reads whole) with
+//! the same text as the plain body; a plain scrape arrives whole with its `Content-Length`.
 use crate::support::prometheus::{Prometheus, Scrape};
 use crate::support::*;
 use iam_credential_report::synthetic;
@@ -37,10 +37,17 @@ fn prometheus_reads_every_sample_of_a_snapshot_in_many_pieces() {
         gzip.headers.get("content-encoding").map(String::as_str),
         Some("gzip")
     );
+    // One gzip member, nothing after it.
     let mut text = String::new();
-    flate2::read::MultiGzDecoder::new(&gzip.body[..])
-        .read_to_string(&mut text)
-        .unwrap();
+    let mut decoder = flate2::read::GzDecoder::new(&gzip.body[..]);
+    decoder.read_to_string(&mut text).unwrap();
+    let mut rest = Vec::new();
+    decoder.into_inner().read_to_end(&mut rest).unwrap();
+    assert!(
+        rest.is_empty(),
+        "{} bytes after the gzip member",
+        rest.len()
+    );
     assert!(plain.len() > 1_000_000, "{} bytes", plain.len());
     assert!(
         gzip.body.len() * 5 < plain.len(),
@@ -50,6 +57,22 @@ fn prometheus_reads_every_sample_of_a_snapshot_in_many_pieces() {
     assert!(
         samples(&text) == samples(&plain),
         "gzip and plain bodies differ"
+    );
+
+    // curl, as an operator debugging a scrape would run it.
+    let curl = std::process::Command::new("curl")
+        .args(["-sS", "--fail", "--compressed", &exporter.url("/metrics")])
+        .output()
+        .unwrap();
+    assert!(
+        curl.status.success(),
+        "curl --compressed: {}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
+    let curled = String::from_utf8(curl.stdout).unwrap();
+    assert!(
+        samples(&curled) == samples(&plain),
+        "curl --compressed read another text"
     );
 
     let plain_reply = get(&exporter.url("/metrics"));

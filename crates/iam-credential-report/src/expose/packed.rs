@@ -21,7 +21,7 @@
 
 use super::{Bodies, Family};
 use bytes::Bytes;
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use std::cell::RefCell;
 
 /// Text is compressed this many bytes at a time: each chunk costs a few bytes of flush and
@@ -199,29 +199,67 @@ pub enum Part<'a> {
     Packed(&'a Packed),
 }
 
-/// A whole gzip member, as a list of byte pieces to send one after the other.
-#[derive(Debug, Clone, Default)]
+/// A gzip member in pieces, left open so that a little more text (the process series, read
+/// per scrape) can be added to the same member: [`Gzipped::finish`] gives the pieces to send.
+/// One member rather than two, because not every client reads a second one (curl's
+/// `--compressed` stops at the first).
+#[derive(Debug, Clone)]
 pub struct Gzipped {
-    /// The pieces: header, deflate data, trailer.
-    pub pieces: Vec<Bytes>,
-    /// The uncompressed length.
-    pub text_len: u64,
+    /// The header and the deflate data, without the final block and trailer.
+    pieces: Vec<Bytes>,
+    /// The CRC-32 and length of the text so far.
+    crc: crc32fast::Hasher,
+}
+
+impl Default for Gzipped {
+    fn default() -> Gzipped {
+        compose_gzip(&[])
+    }
 }
 
 impl Gzipped {
-    /// The compressed length.
+    /// The length of the text it holds.
+    pub fn text_len(&self) -> u64 {
+        self.crc.total_len()
+    }
+
+    /// The compressed length, tail aside.
     pub fn len(&self) -> usize {
-        self.pieces.iter().map(Bytes::len).sum()
+        self.pieces.iter().map(Bytes::len).sum::<usize>() + FINAL_BLOCK.len() + 8
     }
 
-    /// Whether it holds no piece (never, once composed).
+    /// Never: there is always the header.
     pub fn is_empty(&self) -> bool {
-        self.pieces.is_empty()
+        false
     }
 
-    /// Inflates it again, piece by piece.
+    /// The whole member with `tail` (a little text, added per scrape) at the end of its text:
+    /// the pieces to send, in order, sharing the snapshot's bytes. The tail goes in stored
+    /// (uncompressed) deflate blocks: a few hundred bytes, not worth a compressor per scrape.
+    pub fn finish(&self, tail: &[u8]) -> Vec<Bytes> {
+        let mut crc = self.crc.clone();
+        crc.update(tail);
+        let mut last = Vec::with_capacity(tail.len() + 32);
+        for block in tail.chunks(u16::MAX as usize) {
+            // BFINAL 0, BTYPE 00 (stored), padded to the byte; LEN and its complement.
+            last.push(0);
+            let len = block.len() as u16;
+            last.extend_from_slice(&len.to_le_bytes());
+            last.extend_from_slice(&(!len).to_le_bytes());
+            last.extend_from_slice(block);
+        }
+        last.extend_from_slice(&FINAL_BLOCK);
+        last.extend_from_slice(&crc.clone().finalize().to_le_bytes());
+        // ISIZE: the length modulo 2^32 (RFC 1952, 2.3.1).
+        last.extend_from_slice(&(crc.total_len() as u32).to_le_bytes());
+        let mut pieces = self.pieces.clone();
+        pieces.push(Bytes::from(last));
+        pieces
+    }
+
+    /// Inflates its text again, piece by piece (the header skipped).
     pub fn inflater(&self) -> Inflater {
-        Inflater::new(self.pieces.clone())
+        Inflater::new(self.pieces[1..].to_vec())
     }
 }
 
@@ -258,16 +296,9 @@ pub fn compose_gzip(parts: &[Part<'_>]) -> Gzipped {
         }
     }
     out.flush();
-    let text_len = out.crc.total_len();
-    let mut trailer = Vec::with_capacity(10);
-    trailer.extend_from_slice(&FINAL_BLOCK);
-    trailer.extend_from_slice(&out.crc.finalize().to_le_bytes());
-    // ISIZE: the length modulo 2^32 (RFC 1952, 2.3.1).
-    trailer.extend_from_slice(&(text_len as u32).to_le_bytes());
-    out.pieces.push(Bytes::from(trailer));
     Gzipped {
         pieces: out.pieces,
-        text_len,
+        crc: out.crc,
     }
 }
 
@@ -291,17 +322,6 @@ impl Composer {
     }
 }
 
-/// `text` as a gzip member of its own (small texts: compressed with this thread's compressor).
-pub fn gzip_member(text: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(text.len() / 2 + 32);
-    out.extend_from_slice(&GZIP_HEADER);
-    deflate_into(&mut out, text);
-    out.extend_from_slice(&FINAL_BLOCK);
-    out.extend_from_slice(&crc32fast::hash(text).to_le_bytes());
-    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
-    Bytes::from(out)
-}
-
 /// Inflates a [`Gzipped`] a slice at a time, for plain-text scrapes.
 pub struct Inflater {
     pieces: std::vec::IntoIter<Bytes>,
@@ -317,13 +337,10 @@ impl std::fmt::Debug for Inflater {
 }
 
 impl Inflater {
+    /// Inflates the deflate data in `pieces` (sync-flushed chunks, no final block).
     fn new(pieces: Vec<Bytes>) -> Inflater {
-        let mut pieces = pieces.into_iter();
-        // The header is ours and fixed.
-        let header = pieces.next().unwrap_or_default();
-        debug_assert_eq!(&header[..], &GZIP_HEADER[..]);
         Inflater {
-            pieces,
+            pieces: pieces.into_iter(),
             current: Bytes::new(),
             inflate: Decompress::new(false),
             done: false,
@@ -344,14 +361,16 @@ impl Inflater {
                 }
             }
             let before = self.inflate.total_in();
-            let status = self
-                .inflate
-                .decompress_vec(&self.current, &mut out, FlushDecompress::None)
+            let before_out = out.len();
+            self.inflate
+                .decompress_vec(&self.current, &mut out, FlushDecompress::Sync)
                 .expect("our own deflate stream is valid");
             let taken = (self.inflate.total_in() - before) as usize;
             let _ = self.current.split_to(taken);
-            if status == Status::StreamEnd {
-                // What follows is the trailer.
+            if taken == 0 && out.len() == before_out && out.len() < out.capacity() {
+                // No progress with room to spare: the piece ends mid-block, which ours never
+                // do; stop rather than spin.
+                debug_assert!(false, "a deflate piece ends mid-block");
                 self.done = true;
             }
         }
@@ -373,9 +392,13 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    fn gunzip(g: &Gzipped) -> String {
-        let bytes: Vec<u8> = g.pieces.iter().flat_map(|p| p.iter().copied()).collect();
-        assert_eq!(bytes.len(), g.len());
+    fn gunzip(g: &Gzipped, tail: &str) -> String {
+        let bytes: Vec<u8> = (g.finish(tail.as_bytes()).iter())
+            .flat_map(|p| p.iter().copied())
+            .collect();
+        if tail.is_empty() {
+            assert_eq!(bytes.len(), g.len());
+        }
         let mut text = String::new();
         let mut decoder = flate2::read::GzDecoder::new(&bytes[..]);
         decoder.read_to_string(&mut text).unwrap();
@@ -442,9 +465,12 @@ mod tests {
         }
         let expected = compose(expected_parts.iter().copied());
         let g = compose_gzip(&gz_parts);
-        assert_eq!(g.text_len, expected.len() as u64);
-        let text = gunzip(&g);
+        assert_eq!(g.text_len(), expected.len() as u64);
+        let text = gunzip(&g, "");
         assert!(text == expected, "the gzip stream differs from the text");
+        // With a tail, in the same member.
+        let text = gunzip(&g, "process_open_fds 9\n");
+        assert!(text == expected.clone() + "process_open_fds 9\n");
         // And inflated a slice at a time, as a plain scrape reads it.
         let mut inflater = g.inflater();
         let mut plain = Vec::new();
@@ -461,7 +487,8 @@ mod tests {
     #[test]
     fn an_empty_snapshot_is_a_valid_empty_stream() {
         let g = compose_gzip(&[]);
-        assert_eq!(gunzip(&g), "");
+        assert_eq!(gunzip(&g, ""), "");
         assert_eq!(g.inflater().next(), None);
+        assert_eq!(gunzip(&g, "a 1\n"), "a 1\n");
     }
 }
