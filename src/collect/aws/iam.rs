@@ -18,7 +18,8 @@ pub const MAX_REGENERATIONS: u32 = 2;
 /// One account's credential report and live facts, read from IAM.
 #[derive(Debug)]
 pub struct AwsSource {
-    client: aws_sdk_iam::Client,
+    /// The configuration and credentials calls are made with.
+    env: AwsEnv,
     caller: Caller,
     /// The users' paths and tags: which to read, and the last good read.
     users: Directory,
@@ -26,11 +27,12 @@ pub struct AwsSource {
 
 impl AwsSource {
     /// A source calling IAM with `env`'s configuration (and credentials: its own, or a
-    /// role's from [`AwsEnv::assume`]). The client is built once and kept: it caches the
-    /// assumed role's credentials and renews them before they expire.
+    /// role's from [`AwsEnv::assume`], cached and renewed before they expire). It keeps no
+    /// SDK client between rounds: each round builds its IAM client and drops it (see
+    /// [`AwsEnv`]).
     pub fn new(env: &AwsEnv, settings: AwsSettings) -> AwsSource {
         AwsSource {
-            client: aws_sdk_iam::Client::new(&env.config),
+            env: env.clone(),
             caller: Caller::new(env, settings),
             users: Directory::default(),
         }
@@ -47,16 +49,18 @@ impl AwsSource {
 
 impl AwsSource {
     /// GenerateCredentialReport until `COMPLETE`.
-    async fn generate(&self, deadline: Instant) -> Result<(), SourceError> {
+    async fn generate(
+        &self,
+        client: &aws_sdk_iam::Client,
+        deadline: Instant,
+    ) -> Result<(), SourceError> {
         let api = Api::GenerateCredentialReport;
         let mut poll = 0;
         let mut last_state = ReportStateType::Started;
         loop {
             let out = match self
                 .caller
-                .call(api, deadline, || {
-                    self.client.generate_credential_report().send()
-                })
+                .call(api, deadline, || client.generate_credential_report().send())
                 .await
             {
                 Ok(out) => out,
@@ -91,17 +95,18 @@ impl AwsSource {
     /// Generate, then get, the credential report.
     async fn report(
         &self,
+        client: &aws_sdk_iam::Client,
         deadline: Instant,
     ) -> Result<(Vec<u8>, Option<DateTime<Utc>>), SourceError> {
         let api = Api::GetCredentialReport;
         let mut regenerations = 0;
         'generate: loop {
-            self.generate(deadline).await?;
+            self.generate(client, deadline).await?;
             let mut poll = 0;
             loop {
                 let failure = match self
                     .caller
-                    .call(api, deadline, || self.client.get_credential_report().send())
+                    .call(api, deadline, || client.get_credential_report().send())
                     .await
                 {
                     Ok(out) => return decode_report(out),
@@ -130,23 +135,23 @@ impl AwsSource {
     }
 
     /// The live account facts; failures are listed, not raised.
-    async fn live_facts(&self, deadline: Instant) -> LiveFacts {
+    async fn live_facts(&self, client: &aws_sdk_iam::Client, deadline: Instant) -> LiveFacts {
         // Each call gets at least one try even when the report used the round up.
         let deadline = deadline.max(Instant::now() + self.caller.settings.call_timeout);
         let (summary, aliases, policy, root_virtual_mfa, (users, users_failure)) = tokio::join!(
             self.caller.call(Api::GetAccountSummary, deadline, || {
-                self.client.get_account_summary().send()
+                client.get_account_summary().send()
             }),
             self.caller.call(Api::ListAccountAliases, deadline, || {
-                self.client.list_account_aliases().send()
+                client.list_account_aliases().send()
             }),
             self.caller
                 .call(Api::GetAccountPasswordPolicy, deadline, || {
-                    self.client.get_account_password_policy().send()
+                    client.get_account_password_policy().send()
                 }),
-            self.root_virtual_mfa(deadline),
+            self.root_virtual_mfa(client, deadline),
             self.users.for_round(|keys| async move {
-                users::read(&self.client, &self.caller, &keys, deadline).await
+                users::read(client, &self.caller, &keys, deadline).await
             }),
         );
         let mut facts = LiveFacts::default();
@@ -198,7 +203,11 @@ impl AwsSource {
     /// (assigned devices, every page) names each device's user, and root's ARN is
     /// `arn:aws:iam::ACCOUNT:root`. Security Hub IAM.6 and Prowler's
     /// `iam_root_hardware_mfa_enabled` read the same.
-    async fn root_virtual_mfa(&self, deadline: Instant) -> Result<bool, Failure> {
+    async fn root_virtual_mfa(
+        &self,
+        client: &aws_sdk_iam::Client,
+        deadline: Instant,
+    ) -> Result<bool, Failure> {
         let api = Api::ListVirtualMFADevices;
         let mut marker: Option<String> = None;
         let mut markers = Markers::default();
@@ -206,7 +215,7 @@ impl AwsSource {
             let page = self
                 .caller
                 .call(api, deadline, || {
-                    self.client
+                    client
                         .list_virtual_mfa_devices()
                         .assignment_status(AssignmentStatusType::Assigned)
                         .set_marker(marker.clone())
@@ -273,8 +282,9 @@ impl ReportSource for AwsSource {
     fn fetch(&self) -> BoxFuture<'_, Result<Fetched, SourceError>> {
         Box::pin(async move {
             let deadline = Instant::now() + self.caller.settings.round_timeout;
-            let (csv, generated_at) = self.report(deadline).await?;
-            let live = self.live_facts(deadline).await;
+            let client = self.env.iam_client();
+            let (csv, generated_at) = self.report(&client, deadline).await?;
+            let live = self.live_facts(&client, deadline).await;
             Ok(Fetched {
                 csv,
                 generated_at,

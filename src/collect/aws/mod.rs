@@ -30,6 +30,8 @@
 mod iam;
 mod organizations;
 mod retry;
+#[cfg(test)]
+mod roles_tests;
 pub mod users;
 
 pub use iam::{AwsSource, MAX_REGENERATIONS};
@@ -37,10 +39,15 @@ pub use organizations::{OrgAccount, OrganizationLister};
 pub use retry::{Backoff, RetryCause};
 pub use users::{UserTags, UserTagsHandle, USER_TAGS_INTERVAL, USER_TAGS_KEEP};
 
+use aws_config::identity::IdentityCache;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::provider::{self as credentials, ProvideCredentials};
+use aws_sdk_iam::config::{SharedHttpClient, SharedIdentityCache};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The region IAM calls are signed for when neither `--aws.region` nor the credential chain
@@ -113,11 +120,31 @@ pub struct Connect {
 
 /// A loaded AWS configuration: region, endpoint, credential provider, timeouts, retries off.
 /// Cheap to clone; one is loaded at start-up and shared by every source built from it.
+///
+/// What the SDK builds is kept once for the process, not once per account: the configuration,
+/// and with it one HTTP client (one connection pool, one TLS configuration with its parsed
+/// root certificates) that every IAM, STS and Organizations client shares. An account keeps
+/// only its role, and its credentials in a cache of its own; its IAM client is built for each
+/// round and dropped after it, its STS client for each AssumeRole.
 #[derive(Debug, Clone)]
 pub struct AwsEnv {
-    config: SdkConfig,
-    /// The role whose credentials `config` carries, when assumed.
-    role: Option<String>,
+    config: Arc<SdkConfig>,
+    /// The role whose credentials calls carry, when assumed.
+    role: Option<Role>,
+}
+
+/// An assumed role: what one account keeps between rounds.
+#[derive(Debug, Clone)]
+struct Role {
+    /// The role's ARN, for error messages.
+    arn: String,
+    /// Assumes the role when the cache asks ([`AssumeRoleOnDemand`]).
+    credentials: SharedCredentialsProvider,
+    /// This account's own credentials cache: the role's credentials until shortly before they
+    /// expire. Not the configuration's cache, which every account would share: that one
+    /// holds 64 providers' credentials at most and evicts one to make room for another, so
+    /// beyond 64 accounts they would push each other's out and assume their roles again.
+    cache: SharedIdentityCache,
 }
 
 /// A role to assume: ARN, optional external id, session name.
@@ -162,8 +189,9 @@ impl AwsEnv {
                 "static",
             ));
         }
+        let config = loader.http_client(default_http_client()).load().await;
         AwsEnv {
-            config: loader.load().await,
+            config: Arc::new(config),
             role: None,
         }
     }
@@ -174,22 +202,27 @@ impl AwsEnv {
     /// credentials are cached and renewed before they expire, and a refused AssumeRole fails
     /// that round with the reason `credentials`.
     pub async fn assume(&self, role: &AssumeRole) -> AwsEnv {
-        let mut builder = aws_config::sts::AssumeRoleProvider::builder(role.arn.clone())
-            .session_name(role.session_name.clone())
-            .configure(&self.config);
-        if let Some(id) = &role.external_id {
-            builder = builder.external_id(id.clone());
-        }
-        let provider = builder.build().await;
+        // STS is called with this configuration's credentials: the default chain's, or, when
+        // this configuration is itself a role's, that role's (a chain of roles).
+        let base = match &self.role {
+            None => self.config.clone(),
+            Some(parent) => Arc::new(
+                self.config
+                    .to_builder()
+                    .credentials_provider(parent.credentials.clone())
+                    .build(),
+            ),
+        };
         AwsEnv {
-            config: self
-                .config
-                .to_builder()
-                .credentials_provider(
-                    aws_credential_types::provider::SharedCredentialsProvider::new(provider),
-                )
-                .build(),
-            role: Some(role.arn.clone()),
+            config: self.config.clone(),
+            role: Some(Role {
+                arn: role.arn.clone(),
+                credentials: SharedCredentialsProvider::new(AssumeRoleOnDemand {
+                    role: role.clone(),
+                    base,
+                }),
+                cache: IdentityCache::lazy().build(),
+            }),
         }
     }
 
@@ -202,6 +235,87 @@ impl AwsEnv {
     pub fn endpoint_url(&self) -> Option<&str> {
         self.config.endpoint_url()
     }
+
+    /// The ARN of the role whose credentials calls carry, when assumed.
+    fn role_arn(&self) -> Option<&str> {
+        self.role.as_ref().map(|r| r.arn.as_str())
+    }
+
+    /// An IAM client with this configuration and credentials. Cheap enough to build for each
+    /// round: it shares the configuration's HTTP client, and the role's credentials stay in
+    /// the role's cache.
+    fn iam_client(&self) -> aws_sdk_iam::Client {
+        let mut config = aws_sdk_iam::config::Builder::from(self.config.as_ref());
+        if let Some(role) = &self.role {
+            // The provider itself, not wrapped again (`credentials_provider` would wrap it in
+            // a new one, of a new cache partition: every round would assume the role again).
+            config.set_credentials_provider(Some(role.credentials.clone()));
+            config.set_identity_cache(role.cache.clone());
+        }
+        aws_sdk_iam::Client::from_conf(config.build())
+    }
+
+    /// An Organizations client with this configuration and credentials.
+    fn organizations_client(&self) -> aws_sdk_organizations::Client {
+        let mut config = aws_sdk_organizations::config::Builder::from(self.config.as_ref());
+        if let Some(role) = &self.role {
+            // The provider itself, not wrapped again (`credentials_provider` would wrap it in
+            // a new one, of a new cache partition: every round would assume the role again).
+            config.set_credentials_provider(Some(role.credentials.clone()));
+            config.set_identity_cache(role.cache.clone());
+        }
+        aws_sdk_organizations::Client::from_conf(config.build())
+    }
+}
+
+/// A role's credentials, assumed when the account's credentials cache asks for them: on the
+/// first call, then shortly before they expire. The SDK's `AssumeRoleProvider` keeps an STS
+/// client (its configuration and runtime plugins) for as long as it lives; this builds one
+/// for each AssumeRole and drops it, so an account keeps only its role between renewals.
+#[derive(Debug)]
+struct AssumeRoleOnDemand {
+    role: AssumeRole,
+    /// The configuration STS is called with (its credentials, endpoint and HTTP client).
+    base: Arc<SdkConfig>,
+}
+
+impl ProvideCredentials for AssumeRoleOnDemand {
+    fn provide_credentials<'a>(&'a self) -> credentials::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        credentials::future::ProvideCredentials::new(async move {
+            let mut builder = aws_config::sts::AssumeRoleProvider::builder(self.role.arn.clone())
+                .session_name(self.role.session_name.clone())
+                .configure(&self.base);
+            if let Some(id) = &self.role.external_id {
+                builder = builder.external_id(id.clone());
+            }
+            builder.build().await.provide_credentials().await
+        })
+    }
+}
+
+/// The HTTP client the SDK builds for a client by default (hyper with rustls on aws-lc, the
+/// proxy from the environment, as aws-smithy-runtime's `default_https_client` makes it), built
+/// once to share. Each client would otherwise build its own: its own TLS configuration (the
+/// parsed root certificates, some 80 KiB) and its own connection pool, whose idle connections
+/// keep their buffers for 90 s. With an IAM and an STS client for each account, that was most
+/// of an account's memory (some 300 KiB of 450), and every account opened connections of its
+/// own.
+fn default_http_client() -> SharedHttpClient {
+    use aws_smithy_http_client::{proxy::ProxyConfig, tls, Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, runtime_components| {
+        let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = runtime_components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 #[cfg(test)]

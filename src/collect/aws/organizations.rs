@@ -44,7 +44,7 @@ impl OrganizationLister {
     /// A lister calling Organizations with `env`'s configuration.
     pub fn new(env: &AwsEnv, settings: AwsSettings) -> OrganizationLister {
         OrganizationLister {
-            client: aws_sdk_organizations::Client::new(&env.config),
+            client: env.organizations_client(),
             caller: Caller::new(env, settings),
         }
     }

@@ -364,7 +364,7 @@ impl Caller {
         Caller {
             settings,
             retries: Mutex::new(Vec::new()),
-            role: env.role.clone(),
+            role: env.role_arn().map(str::to_owned),
         }
     }
 
