@@ -1,7 +1,7 @@
 //! `check --output asff`: the verdict's findings in the AWS Security Finding Format, a JSON
 //! array that `aws securityhub batch-import-findings --findings file://FILE` takes (at most
 //! 100 findings a call: split longer arrays). Pure: the verdict and the region in, findings
-//! out.
+//! out, written one at a time as the verdict's findings are walked.
 //!
 //! One finding per user, check and key slot (a key check failing on both keys is two
 //! findings), with a stable `Id` (`iam-credentials-exporter/ACCOUNT/CHECK/USER[/key-N]`), so
@@ -10,12 +10,14 @@
 //! catalogue; `Compliance.RelatedRequirements` carries the Security Hub control ids and the
 //! CIS ids of every benchmark version that has the recommendation.
 
-use crate::cli::check::{FindingRecord, Verdict};
+use crate::cli::check::{FindingRecord, Findings, Verdict, Walk};
 use crate::config;
 use chrono::SecondsFormat;
 use iam_credential_report::catalogue::Entry;
 use iam_credential_report::judge::Check;
 use serde::Serialize;
+use std::io::{self, Write};
+use std::ops::ControlFlow;
 
 /// The ASFF version every finding declares.
 pub const SCHEMA_VERSION: &str = "2018-10-08";
@@ -41,6 +43,9 @@ pub enum AsffError {
         "the report names no AWS account (no ARN carries one), and ASFF findings need AwsAccountId"
     )]
     NoAccount,
+    /// The findings could not be written.
+    #[error("writing the findings: {0}")]
+    Io(#[from] io::Error),
 }
 
 /// One finding, in the fields of ASFF `AwsSecurityFinding` it uses.
@@ -149,65 +154,109 @@ pub fn related_requirements(e: &Entry) -> Vec<String> {
         .collect()
 }
 
-/// The verdict's (unmuted) findings in ASFF, for import into `region`'s Security Hub.
-pub fn findings(v: &Verdict, region: &str) -> Result<Vec<AsffFinding>, AsffError> {
-    let account = v.account_id.as_deref().ok_or(AsffError::NoAccount)?;
-    let partition = config::partition(Some(region));
-    let at = v.evaluated_at.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let product_arn =
-        format!("arn:{partition}:securityhub:{region}:{account}:product/{account}/default");
-    Ok(v.findings
-        .iter()
-        .map(|f| {
-            let check = Check::from_name(f.check).expect("a finding's check is in the catalogue");
-            let e = check.entry();
-            AsffFinding {
-                schema_version: SCHEMA_VERSION,
-                id: finding_id(account, f),
-                product_arn: product_arn.clone(),
-                generator_id: format!("{PRODUCER}/{}", f.check),
-                aws_account_id: account.to_owned(),
-                types: vec![FINDING_TYPE],
-                created_at: at.clone(),
-                updated_at: at.clone(),
-                severity: AsffSeverity {
-                    label: e.severity.asff_label(),
-                },
-                title: e.title,
-                description: f.detail.clone(),
-                resources: vec![AsffResource {
-                    kind: if check.is_root() {
-                        "AwsAccount"
-                    } else {
-                        "AwsIamUser"
-                    },
-                    id: f.arn.clone(),
-                    partition,
-                    region: region.to_owned(),
-                }],
-                compliance: AsffCompliance {
-                    status: "FAILED",
-                    related_requirements: related_requirements(e),
-                },
-                remediation: AsffRemediation {
-                    recommendation: AsffRecommendation {
-                        text: e.remediation,
-                    },
-                },
-            }
-        })
-        .collect())
+/// What every finding of a verdict shares: its account, partition, region and time.
+struct Shared<'a> {
+    account: &'a str,
+    partition: &'static str,
+    region: &'a str,
+    at: String,
+    product_arn: String,
 }
 
-/// The findings as the pretty JSON array `batch-import-findings --findings file://` reads.
-pub fn render(v: &Verdict, region: &str) -> Result<String, AsffError> {
-    Ok(serde_json::to_string_pretty(&findings(v, region)?).expect("serialising findings") + "\n")
+impl<'a> Shared<'a> {
+    fn new<F>(v: &'a Verdict<F>, region: &'a str) -> Result<Shared<'a>, AsffError> {
+        let account = v.account_id.as_deref().ok_or(AsffError::NoAccount)?;
+        let partition = config::partition(Some(region));
+        Ok(Shared {
+            account,
+            partition,
+            region,
+            at: v.evaluated_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            product_arn: format!(
+                "arn:{partition}:securityhub:{region}:{account}:product/{account}/default"
+            ),
+        })
+    }
+
+    /// One finding in ASFF.
+    fn finding(&self, f: &FindingRecord) -> AsffFinding {
+        let check = Check::from_name(f.check).expect("a finding's check is in the catalogue");
+        let e = check.entry();
+        AsffFinding {
+            schema_version: SCHEMA_VERSION,
+            id: finding_id(self.account, f),
+            product_arn: self.product_arn.clone(),
+            generator_id: format!("{PRODUCER}/{}", f.check),
+            aws_account_id: self.account.to_owned(),
+            types: vec![FINDING_TYPE],
+            created_at: self.at.clone(),
+            updated_at: self.at.clone(),
+            severity: AsffSeverity {
+                label: e.severity.asff_label(),
+            },
+            title: e.title,
+            description: f.detail.clone(),
+            resources: vec![AsffResource {
+                kind: if check.is_root() {
+                    "AwsAccount"
+                } else {
+                    "AwsIamUser"
+                },
+                id: f.arn.clone(),
+                partition: self.partition,
+                region: self.region.to_owned(),
+            }],
+            compliance: AsffCompliance {
+                status: "FAILED",
+                related_requirements: related_requirements(e),
+            },
+            remediation: AsffRemediation {
+                recommendation: AsffRecommendation {
+                    text: e.remediation,
+                },
+            },
+        }
+    }
+}
+
+/// The verdict's (unmuted) findings in ASFF, for import into `region`'s Security Hub.
+pub fn findings<F: Findings>(v: &Verdict<F>, region: &str) -> Result<Vec<AsffFinding>, AsffError> {
+    let shared = Shared::new(v, region)?;
+    let mut out = Vec::new();
+    v.findings.each(None, &mut |f| {
+        out.push(shared.finding(f));
+        ControlFlow::Continue(())
+    });
+    Ok(out)
+}
+
+/// Writes the findings as the pretty JSON array `batch-import-findings --findings file://`
+/// reads, one finding at a time. Nothing is written when the verdict names no account.
+pub fn write<F: Findings>(
+    v: &Verdict<F>,
+    region: &str,
+    out: &mut dyn Write,
+) -> Result<(), AsffError> {
+    let shared = Shared::new(v, region)?;
+    let all = Walk::new(|f: &mut dyn FnMut(&AsffFinding) -> ControlFlow<()>| {
+        v.findings.each(None, &mut |r| f(&shared.finding(r)));
+    });
+    serde_json::to_writer_pretty(&mut *out, &all).map_err(io::Error::from)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// [`write()`] into a string.
+pub fn render<F: Findings>(v: &Verdict<F>, region: &str) -> Result<String, AsffError> {
+    let mut out = Vec::new();
+    write(v, region, &mut out)?;
+    Ok(String::from_utf8(out).expect("JSON is UTF-8"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::check::MutedRecord;
+    use crate::cli::check::Listed;
     use chrono::{TimeZone, Utc};
     use iam_credential_report::catalogue::CATALOGUE;
 
@@ -229,7 +278,7 @@ mod tests {
         }
     }
 
-    fn verdict(findings: Vec<FindingRecord>) -> Verdict {
+    fn verdict(findings: Vec<FindingRecord>) -> Verdict<Listed> {
         Verdict {
             account_id: Some("123456789012".to_owned()),
             evaluated_at: Utc.with_ymd_and_hms(2026, 11, 25, 6, 0, 0).unwrap(),
@@ -238,8 +287,10 @@ mod tests {
             rows_skipped: 0,
             skipped_rows: vec![],
             failures: vec![],
-            findings,
-            muted: Vec::<MutedRecord>::new(),
+            findings: Listed {
+                findings,
+                muted: vec![],
+            },
         }
     }
 

@@ -710,3 +710,89 @@ fn check_logs_its_warnings_in_the_chosen_format_and_level() {
         "{err}"
     );
 }
+
+/// A console user of account 123456789012 who signed in the day before [`AT`]: clean with an
+/// MFA device, failing `console_user_without_mfa` and `user_without_mfa` without one.
+fn console_user(name: &str, mfa: bool) -> String {
+    format!("{name},arn:aws:iam::123456789012:user/{name},2020-01-01T00:00:00Z,true,2026-11-24T00:00:00Z,2026-11-01T00:00:00Z,N/A,{mfa},false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A,0")
+}
+
+/// `check` reads a report row by row and writes findings as it judges them, so a user's rows
+/// far apart (more than its read-ahead apart) must still be judged as `report::parse` keeps
+/// them: the last row of a user wins, at the place of the first. A first row failing and a
+/// last passing gives no finding, the reverse gives the last row's findings, in the first
+/// row's place; every output says the same as for the report with only those rows, and the
+/// counts before the findings match the findings after them.
+#[test]
+fn a_users_last_row_wins_at_the_place_of_its_first_however_far_apart() {
+    let root = "<root_account>,arn:aws:iam::123456789012:root,2017-03-14T09:12:44+00:00,not_supported,2026-01-01T00:00:00Z,not_supported,not_supported,true,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A,0";
+    // Fillers between the rows of a user; every hundredth fails, to show the order.
+    let fillers: Vec<String> = (0..3000)
+        .map(|i| console_user(&format!("filler-{i:04}"), i % 100 != 0))
+        .collect();
+    let mut with_duplicates = vec![
+        root.to_owned(),
+        console_user("alice", false), // fails first...
+        console_user("bob", true),    // passes first...
+        console_user("carol", false),
+    ];
+    with_duplicates.extend(fillers[..1500].iter().cloned());
+    with_duplicates.push(console_user("alice", true)); // ...passes last: no finding
+    with_duplicates.push(console_user("carol", true));
+    with_duplicates.extend(fillers[1500..].iter().cloned());
+    with_duplicates.push(console_user("bob", false)); // ...fails last: bob fails, first
+    with_duplicates.push(console_user("carol", false)); // fails, passes, fails: fails
+
+    // What parse keeps: each user's last row, at the place of its first.
+    let mut kept = vec![
+        root.to_owned(),
+        console_user("alice", true),
+        console_user("bob", false),
+        console_user("carol", false),
+    ];
+    kept.extend(fillers.iter().cloned());
+    let report = |rows: &[String]| format!("{}\n{}\n", header(), rows.join("\n"));
+    let (with_duplicates, kept) = (report(&with_duplicates), report(&kept));
+
+    for output in ["json", "csv", "table", "asff"] {
+        let (code, out, err) = check(&["-", AT, "-o", output], Some(with_duplicates.as_bytes()));
+        assert_eq!(code, 1, "{output}: {err}");
+        let (_, expected, _) = check(&["-", AT, "-o", output], Some(kept.as_bytes()));
+        assert!(
+            out == expected,
+            "{output}: the duplicates changed the verdict"
+        );
+    }
+    let (_, json, _) = check(&["-", AT, "-o", "json"], Some(with_duplicates.as_bytes()));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["users"], 3003,
+        "alice, bob, carol and the fillers, once each"
+    );
+    let findings = v["findings"].as_array().unwrap();
+    let users: Vec<&str> = findings
+        .iter()
+        .map(|f| f["user"].as_str().unwrap())
+        .collect();
+    let mut expected: Vec<String> = ["bob", "bob", "carol", "carol"].map(String::from).to_vec();
+    for i in (0..3000).step_by(100) {
+        let name = format!("filler-{i:04}");
+        expected.extend([name.clone(), name]);
+    }
+    assert_eq!(
+        users, expected,
+        "bob and carol in their first rows' places, alice clean"
+    );
+    // The failures per check, counted before the findings are written, are the findings'.
+    for c in v["failures"].as_array().unwrap() {
+        let listed = findings.iter().filter(|f| f["check"] == c["check"]).count();
+        assert_eq!(c["failures"].as_u64(), Some(listed as u64), "{c}");
+    }
+    let (_, table, _) = check(&["-", AT], Some(with_duplicates.as_bytes()));
+    assert!(
+        normalized(&table).contains(
+            "64 finding(s) for 32 of 3004 principal(s) (3003 user(s) and root) in account 123456789012."
+        ),
+        "{table}"
+    );
+}

@@ -277,6 +277,21 @@ pub struct Finding {
     pub since: Option<DateTime<Utc>>,
 }
 
+impl Finding {
+    /// Which exception active at `now` mutes this finding of `user`'s in `account`: the
+    /// first in the list that covers it, by its position. [`Assessment::mute`] and the
+    /// streaming judge both ask this.
+    pub fn muted_by(
+        &self,
+        user: &str,
+        exceptions: &[Exception],
+        account: &ExceptionAccount<'_>,
+        now: DateTime<Utc>,
+    ) -> Option<usize> {
+        covering(exceptions, now, account, self.check.name(), Some(user))
+    }
+}
+
 /// A finding an exception mutes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MutedFinding {
@@ -355,7 +370,7 @@ impl Assessment {
         let findings = std::mem::take(&mut self.findings);
         for f in findings {
             let user = report.rows[f.row].user.as_str();
-            match covering(exceptions, now, account, f.check.name(), Some(user)) {
+            match f.muted_by(user, exceptions, account, now) {
                 Some(i) => {
                     self.counts[f.check.index()] -= 1;
                     self.muted_counts[f.check.index()] += 1;
@@ -406,21 +421,42 @@ pub fn password_last_activity(row: &UserRow) -> Option<DateTime<Utc>> {
         .or(row.created.at())
 }
 
-/// Judges every row of `report` as of `now`.
+/// Judges every row of `report` as of `now`: [`judge_row`] for each.
 pub fn judge(report: &CredentialReport, now: DateTime<Utc>, t: &Thresholds) -> Assessment {
     let mut out = Assessment::default();
     for (i, row) in report.rows.iter().enumerate() {
         if row.is_root {
             out.root = Some(RootFacts::of(row));
-            judge_root(&mut out, i, row, now, t);
-        } else {
-            judge_user(&mut out, i, row, now, t);
         }
+        judge_row(i, row, now, t, &mut |f| out.push(f));
     }
     out
 }
 
-fn judge_root(out: &mut Assessment, i: usize, row: &UserRow, now: DateTime<Utc>, t: &Thresholds) {
+/// Judges one row as of `now`, handing each finding to `found` in the order [`judge`] lists
+/// them; `i` is the row's index, which the findings carry. [`judge`] is this for each row of
+/// a parsed report; the streaming judge ([`crate::stream`]) calls it row by row.
+pub fn judge_row(
+    i: usize,
+    row: &UserRow,
+    now: DateTime<Utc>,
+    t: &Thresholds,
+    found: &mut impl FnMut(Finding),
+) {
+    if row.is_root {
+        judge_root(found, i, row, now, t);
+    } else {
+        judge_user(found, i, row, now, t);
+    }
+}
+
+fn judge_root(
+    out: &mut impl FnMut(Finding),
+    i: usize,
+    row: &UserRow,
+    now: DateTime<Utc>,
+    t: &Thresholds,
+) {
     let finding = |check, key, since| Finding {
         check,
         row: i,
@@ -429,11 +465,11 @@ fn judge_root(out: &mut Assessment, i: usize, row: &UserRow, now: DateTime<Utc>,
     };
     // A root without credentials cannot sign in: nothing for MFA to protect (IAM.9).
     if RootFacts::of(row).credentials_present && !row.mfa_active {
-        out.push(finding(Check::RootWithoutMfa, None, None));
+        out(finding(Check::RootWithoutMfa, None, None));
     }
     for (slot, key) in row.keys.iter().enumerate() {
         if key.is_active() {
-            out.push(finding(
+            out(finding(
                 Check::RootAccessKey,
                 Some(slot as u8 + 1),
                 key.last_rotated.at(),
@@ -453,12 +489,18 @@ fn judge_root(out: &mut Assessment, i: usize, row: &UserRow, now: DateTime<Utc>,
     .max();
     if let Some(used) = last_use {
         if now.signed_duration_since(used) <= window {
-            out.push(finding(Check::RootUsedRecently, None, Some(used)));
+            out(finding(Check::RootUsedRecently, None, Some(used)));
         }
     }
 }
 
-fn judge_user(out: &mut Assessment, i: usize, row: &UserRow, now: DateTime<Utc>, t: &Thresholds) {
+fn judge_user(
+    out: &mut impl FnMut(Finding),
+    i: usize,
+    row: &UserRow,
+    now: DateTime<Utc>,
+    t: &Thresholds,
+) {
     let finding = |check, key, since| Finding {
         check,
         row: i,
@@ -468,10 +510,10 @@ fn judge_user(out: &mut Assessment, i: usize, row: &UserRow, now: DateTime<Utc>,
     let console = row.has_password();
 
     if console && !row.mfa_active {
-        out.push(finding(Check::ConsoleUserWithoutMfa, None, None));
+        out(finding(Check::ConsoleUserWithoutMfa, None, None));
     }
     if !row.mfa_active {
-        out.push(finding(Check::UserWithoutMfa, None, None));
+        out(finding(Check::UserWithoutMfa, None, None));
     }
 
     let mut active_keys = 0;
@@ -486,12 +528,12 @@ fn judge_user(out: &mut Assessment, i: usize, row: &UserRow, now: DateTime<Utc>,
         let rotated = key.last_rotated.at();
         if let Some(rotated) = rotated {
             if older_than(rotated, now, t.access_key_max_age) {
-                out.push(finding(Check::AccessKeyNotRotated, slot, Some(rotated)));
+                out(finding(Check::AccessKeyNotRotated, slot, Some(rotated)));
             }
         }
         let activity = key_last_activity(key);
         if activity.is_some_and(|a| older_than(a, now, t.unused_credentials)) {
-            out.push(finding(Check::UnusedAccessKey, slot, activity));
+            out(finding(Check::UnusedAccessKey, slot, activity));
         }
         if !activity.is_some_and(|a| older_than(a, now, t.inactive_user)) {
             every_active_key_idle = false;
@@ -504,18 +546,18 @@ fn judge_user(out: &mut Assessment, i: usize, row: &UserRow, now: DateTime<Utc>,
 
     let password_activity = password_last_activity(row);
     if console && password_activity.is_some_and(|a| older_than(a, now, t.unused_credentials)) {
-        out.push(finding(Check::UnusedPassword, None, password_activity));
+        out(finding(Check::UnusedPassword, None, password_activity));
     }
     if active_keys == 2 {
-        out.push(finding(Check::TwoActiveAccessKeys, None, None));
+        out(finding(Check::TwoActiveAccessKeys, None, None));
     }
     if console && never_used_active_key {
-        out.push(finding(Check::AccessKeyAtSetup, None, None));
+        out(finding(Check::AccessKeyAtSetup, None, None));
     }
     if console {
         if let Some(changed) = row.password_last_changed.at() {
             if older_than(changed, now, t.password_max_age) {
-                out.push(finding(Check::PasswordNotRotated, None, Some(changed)));
+                out(finding(Check::PasswordNotRotated, None, Some(changed)));
             }
         }
     }
@@ -537,7 +579,7 @@ fn judge_user(out: &mut Assessment, i: usize, row: &UserRow, now: DateTime<Utc>,
         .into_iter()
         .flatten()
         .max();
-        out.push(finding(Check::InactiveUser, None, last));
+        out(finding(Check::InactiveUser, None, last));
     }
 }
 

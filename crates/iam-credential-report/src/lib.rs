@@ -31,5 +31,6 @@ pub mod exceptions;
 pub mod expose;
 pub mod judge;
 pub mod report;
+pub mod stream;
 #[cfg(any(test, feature = "synthetic"))]
 pub mod synthetic;

@@ -211,23 +211,33 @@ impl CredentialReport {
     /// `last_good_users` users. Judging such a report would turn "could not read it" into
     /// "all clear"; a report that merely skipped some rows is judged, and says so.
     pub fn doubt(&self, last_good_users: Option<usize>) -> Option<String> {
-        if !self.rows.is_empty() {
-            return None;
-        }
-        if let Some(first) = self.skipped.first() {
-            return Some(format!(
-                "no row of the credential report could be read: {} row(s) skipped (line {}: {})",
-                self.skipped.len(),
-                first.line,
-                first.reason
-            ));
-        }
-        match last_good_users {
-            Some(n) if n > 0 => Some(format!(
-                "the credential report has no rows, while the last good one had {n} user(s)"
-            )),
-            _ => None,
-        }
+        doubt(self.rows.len(), &self.skipped, last_good_users)
+    }
+}
+
+/// [`CredentialReport::doubt`], for a report of `rows` rows (after duplicates) that skipped
+/// `skipped`.
+pub(crate) fn doubt(
+    rows: usize,
+    skipped: &[SkippedRow],
+    last_good_users: Option<usize>,
+) -> Option<String> {
+    if rows > 0 {
+        return None;
+    }
+    if let Some(first) = skipped.first() {
+        return Some(format!(
+            "no row of the credential report could be read: {} row(s) skipped (line {}: {})",
+            skipped.len(),
+            first.line,
+            first.reason
+        ));
+    }
+    match last_good_users {
+        Some(n) if n > 0 => Some(format!(
+            "the credential report has no rows, while the last good one had {n} user(s)"
+        )),
+        _ => None,
     }
 }
 
@@ -265,6 +275,7 @@ fn hint(unknown: &[String]) -> String {
 }
 
 /// Column positions, looked up once from the header.
+#[derive(Debug, Clone)]
 struct Columns {
     user: usize,
     arn: usize,
@@ -329,115 +340,421 @@ impl Columns {
 ///
 /// Rows of the wrong width or with invalid values are skipped and listed in
 /// [`CredentialReport::skipped`]; only a report whose header cannot be used is an error.
+/// Built on [`Rows`] and [`LastRowWins`], as the streaming judge ([`crate::stream`]) is.
 pub fn parse(input: &[u8]) -> Result<CredentialReport, ReportError> {
-    let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
-    if input.iter().all(u8::is_ascii_whitespace) {
-        return Err(ReportError::Empty);
-    }
-    let mut reader = csv::ReaderBuilder::new()
-        .buffer_capacity(64 * 1024)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(input);
-    let mut record = csv::ByteRecord::new();
-
-    // The header is the first non-blank record.
-    let header: Vec<String> = loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => return Err(ReportError::Empty),
-            Ok(true) => {
-                if record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                break record
-                    .iter()
-                    .map(|f| String::from_utf8_lossy(f).into_owned())
-                    .collect();
-            }
-            Err(e) => return Err(ReportError::Csv(e.to_string())),
-        }
-    };
-    let cols = Columns::from_header(&header)?;
-    let width = header.len();
+    let mut rows = Rows::new(input)?;
     let mut report = CredentialReport {
-        columns: width,
-        has_key_last_used: cols.key_last_used.iter().all(Option::is_some),
+        columns: rows.columns(),
+        has_key_last_used: rows.has_key_last_used(),
         ..CredentialReport::default()
     };
-    let mut repaired = csv::ByteRecord::new();
-
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                // A CSV-level error mid-file (e.g. bad UTF-8 is not one: we read bytes) ends
-                // the readable part; count it as a skipped row and stop.
-                let line = e.position().map_or(0, |p| p.line());
-                report.skipped.push(SkippedRow {
-                    line,
-                    reason: SkipReason::InvalidValue {
-                        column: "user",
-                        value: truncate(&e.to_string()),
-                    },
-                });
-                break;
-            }
-        }
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace) {
-            continue; // a blank line
-        }
-        let fields = if record.len() == width {
-            &record
-        } else if repair_unquoted_commas(&record, width, &cols, &mut repaired) {
-            &repaired
-        } else {
-            report.skipped.push(SkippedRow {
-                line,
-                reason: SkipReason::WrongWidth {
-                    found: record.len(),
-                    expected: width,
-                },
-            });
-            continue;
-        };
-        match parse_row(fields, &cols) {
-            Ok(row) => {
-                if report.account_id.is_none() {
-                    report.account_id = account_id_of(&row.arn).map(str::to_owned);
-                }
-                report.rows.push(row);
-            }
-            Err(reason) => report.skipped.push(SkippedRow { line, reason }),
+    for record in rows.by_ref() {
+        match record {
+            Record::User(_, row) => report.rows.push(row),
+            Record::Skipped(_, s) => report.skipped.push(s),
         }
     }
+    report.account_id = rows.account_id().map(str::to_owned);
     report.duplicates = drop_duplicates(&mut report.rows);
     Ok(report)
 }
 
-/// Keeps one row per ARN: the last one, at the place of the first (real reports have been
-/// seen with a user twice). Returns how many rows were dropped.
-fn drop_duplicates(rows: &mut Vec<UserRow>) -> usize {
-    let mut last: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
-    for (i, r) in rows.iter().enumerate() {
-        last.insert(r.arn.as_str(), i);
+/// Where a row starts in the report, to read it again ([`Rows::row_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowAt {
+    /// 1-based line of the row.
+    pub line: u64,
+    /// Byte offset of the row, after any BOM.
+    pub byte: u64,
+}
+
+/// One record of a report's body, as [`Rows`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// A row that could be read, and where it starts.
+    User(RowAt, UserRow),
+    /// A row that was counted and skipped, and where it starts.
+    Skipped(RowAt, SkippedRow),
+}
+
+impl Record {
+    /// Where the record starts.
+    pub fn at(&self) -> RowAt {
+        match self {
+            Record::User(at, _) | Record::Skipped(at, _) => *at,
+        }
     }
-    if last.len() == rows.len() {
+
+    /// Counts its line `lines` further on (a reader that started part way counts from 1).
+    pub fn add_lines(&mut self, lines: u64) {
+        match self {
+            Record::User(at, _) => at.line += lines,
+            Record::Skipped(at, s) => {
+                at.line += lines;
+                s.line += lines;
+            }
+        }
+    }
+}
+
+/// Reads a report's rows one at a time, in report order, without holding them: what
+/// [`parse`] collects, and what [`crate::stream`] judges row by row. Blank lines are passed
+/// over; a row that cannot be read is a [`Record::Skipped`]; a CSV-level error mid-file ends
+/// the readable part (one skipped row, then the end). Duplicates are not dropped here: that
+/// is [`LastRowWins`]'s rule.
+pub struct Rows<'a> {
+    layout: RowReader<'a>,
+    /// Where `reader` starts in the input: its positions are from there.
+    base: u64,
+    reader: csv::Reader<&'a [u8]>,
+    record: csv::ByteRecord,
+    repaired: csv::ByteRecord,
+    account: AccountOf,
+    done: bool,
+}
+
+/// What the header says (where each column is), to read a row again at its position.
+#[derive(Debug, Clone)]
+pub struct RowReader<'a> {
+    input: &'a [u8],
+    cols: Columns,
+    width: usize,
+}
+
+impl<'a> RowReader<'a> {
+    /// A reader of the rows from byte `at` of the input on, where a record starts (a
+    /// position a [`Rows`] gave): its positions are the input's, but its lines are counted
+    /// from 1 at `at`, and its [`Rows::account_id`] from its own rows.
+    pub fn rows_at(&self, at: u64) -> Rows<'a> {
+        let start = usize::try_from(at).map_or(self.input.len(), |a| a.min(self.input.len()));
+        Rows {
+            layout: self.clone(),
+            base: start as u64,
+            reader: csv_reader(64 * 1024, &self.input[start..]),
+            record: csv::ByteRecord::new(),
+            repaired: csv::ByteRecord::new(),
+            account: AccountOf::default(),
+            done: false,
+        }
+    }
+
+    /// The input, after any BOM: what positions count bytes of.
+    pub fn input(&self) -> &'a [u8] {
+        self.input
+    }
+
+    /// Number of columns in the header.
+    pub fn columns(&self) -> usize {
+        self.width
+    }
+
+    /// Whether the report has key last-use columns (reports since April 2015 do).
+    pub fn has_key_last_used(&self) -> bool {
+        self.cols.key_last_used.iter().all(Option::is_some)
+    }
+
+    /// Reads again the row that starts at `at`: a position that a [`Record::User`] of a
+    /// reader over the same input gave. `None` when no readable row starts there.
+    pub fn row_at(&self, at: RowAt) -> Option<UserRow> {
+        let start = usize::try_from(at.byte).ok()?;
+        let mut reader = csv_reader(4 * 1024, self.input.get(start..)?);
+        let mut record = csv::ByteRecord::new();
+        let mut repaired = csv::ByteRecord::new();
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => read_row(&record, self.width, &self.cols, &mut repaired).ok(),
+            Ok(false) | Err(_) => None,
+        }
+    }
+}
+
+/// The account a report belongs to: the one the first row whose ARN names one names. Shown
+/// the rows in report order.
+#[derive(Debug, Clone, Default)]
+pub struct AccountOf(Option<String>);
+
+impl AccountOf {
+    /// Takes the next row.
+    pub fn see(&mut self, row: &UserRow) {
+        self.see_arn(&row.arn);
+    }
+
+    /// Takes the next row, by its ARN.
+    pub fn see_arn(&mut self, arn: &str) {
+        if self.0.is_none() {
+            self.0 = account_id_of(arn).map(str::to_owned);
+        }
+    }
+
+    /// The account id, once a row named one.
+    pub fn get(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl<'a> Rows<'a> {
+    /// Reads the header (the first non-blank record; a UTF-8 BOM is passed over). Only a
+    /// report whose header cannot be used is an error.
+    pub fn new(input: &'a [u8]) -> Result<Rows<'a>, ReportError> {
+        let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+        if input.iter().all(u8::is_ascii_whitespace) {
+            return Err(ReportError::Empty);
+        }
+        let mut reader = csv_reader(64 * 1024, input);
+        let mut record = csv::ByteRecord::new();
+        // The header is the first non-blank record.
+        let header: Vec<String> = loop {
+            match reader.read_byte_record(&mut record) {
+                Ok(false) => return Err(ReportError::Empty),
+                Ok(true) => {
+                    if is_blank(&record) {
+                        continue;
+                    }
+                    break record
+                        .iter()
+                        .map(|f| String::from_utf8_lossy(f).into_owned())
+                        .collect();
+                }
+                Err(e) => return Err(ReportError::Csv(e.to_string())),
+            }
+        };
+        Ok(Rows {
+            layout: RowReader {
+                input,
+                cols: Columns::from_header(&header)?,
+                width: header.len(),
+            },
+            base: 0,
+            reader,
+            record,
+            repaired: csv::ByteRecord::new(),
+            account: AccountOf::default(),
+            done: false,
+        })
+    }
+
+    /// Number of columns in the header.
+    pub fn columns(&self) -> usize {
+        self.layout.columns()
+    }
+
+    /// Whether the report has key last-use columns (reports since April 2015 do).
+    pub fn has_key_last_used(&self) -> bool {
+        self.layout.has_key_last_used()
+    }
+
+    /// The account id, from the first row read so far whose ARN names one.
+    pub fn account_id(&self) -> Option<&str> {
+        self.account.get()
+    }
+
+    /// Reads again the row that starts at `at` ([`RowReader::row_at`]).
+    pub fn row_at(&self, at: RowAt) -> Option<UserRow> {
+        self.layout.row_at(at)
+    }
+
+    /// What is needed to read rows again at their positions, apart from this reader.
+    pub fn row_reader(&self) -> RowReader<'a> {
+        self.layout.clone()
+    }
+
+    /// Where the next record starts: the reader's position.
+    pub fn position(&self) -> RowAt {
+        let p = self.reader.position();
+        RowAt {
+            line: p.line(),
+            byte: self.base + p.byte(),
+        }
+    }
+}
+
+impl Iterator for Rows<'_> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        while !self.done {
+            match self.reader.read_byte_record(&mut self.record) {
+                Ok(false) => {
+                    self.done = true;
+                    break;
+                }
+                Ok(true) => {}
+                Err(e) => {
+                    // A CSV-level error mid-file (e.g. bad UTF-8 is not one: we read bytes)
+                    // ends the readable part; count it as a skipped row and stop.
+                    self.done = true;
+                    let at = e.position().map_or(RowAt { line: 0, byte: 0 }, |p| RowAt {
+                        line: p.line(),
+                        byte: self.base + p.byte(),
+                    });
+                    return Some(Record::Skipped(
+                        at,
+                        SkippedRow {
+                            line: at.line,
+                            reason: SkipReason::InvalidValue {
+                                column: "user",
+                                value: truncate(&e.to_string()),
+                            },
+                        },
+                    ));
+                }
+            }
+            if is_blank(&self.record) {
+                continue; // a blank line
+            }
+            let at = self
+                .record
+                .position()
+                .map_or(RowAt { line: 0, byte: 0 }, |p| RowAt {
+                    line: p.line(),
+                    byte: self.base + p.byte(),
+                });
+            let (width, cols) = (self.layout.width, &self.layout.cols);
+            return Some(
+                match read_row(&self.record, width, cols, &mut self.repaired) {
+                    Ok(row) => {
+                        self.account.see(&row);
+                        Record::User(at, row)
+                    }
+                    Err(reason) => Record::Skipped(
+                        at,
+                        SkippedRow {
+                            line: at.line,
+                            reason,
+                        },
+                    ),
+                },
+            );
+        }
+        None
+    }
+}
+
+fn csv_reader(capacity: usize, input: &[u8]) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .buffer_capacity(capacity)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(input)
+}
+
+/// A line with nothing but whitespace.
+fn is_blank(record: &csv::ByteRecord) -> bool {
+    record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace)
+}
+
+/// One record as a row: repaired when unquoted commas split its user name, else skipped
+/// when its width is not the header's.
+fn read_row(
+    record: &csv::ByteRecord,
+    width: usize,
+    cols: &Columns,
+    repaired: &mut csv::ByteRecord,
+) -> Result<UserRow, SkipReason> {
+    let fields = if record.len() == width {
+        record
+    } else if repair_unquoted_commas(record, width, cols, repaired) {
+        repaired
+    } else {
+        return Err(SkipReason::WrongWidth {
+            found: record.len(),
+            expected: width,
+        });
+    };
+    parse_row(fields, cols)
+}
+
+/// The duplicates rule: one row per ARN, the last one, at the place of the first (real
+/// reports have been seen with a user twice). Rows are pushed in report order; each takes a
+/// new place or replaces the row of its ARN. [`parse`] keeps rows by it, keyed by the ARN,
+/// and the streaming judge ([`crate::stream`]) the positions of rows, keyed by a hash of the
+/// ARN ([`LastRowWins::push_with`] tells rows of one key apart).
+#[derive(Debug)]
+pub struct LastRowWins<K, P, S = std::collections::hash_map::RandomState> {
+    place: HashMap<K, usize, S>,
+    /// The further places of a key that stands for several ARNs (a hash of them).
+    more: HashMap<K, Vec<usize>, S>,
+    places: Vec<P>,
+    dropped: usize,
+}
+
+impl<K: Eq + std::hash::Hash + Clone, P> LastRowWins<K, P> {
+    /// Room for `rows` rows.
+    pub fn with_capacity(rows: usize) -> Self {
+        Self::with_capacity_and_hasher(rows)
+    }
+}
+
+impl<K, P, S> LastRowWins<K, P, S>
+where
+    K: Eq + std::hash::Hash + Clone,
+    S: std::hash::BuildHasher + Default,
+{
+    /// Room for `rows` rows, keys hashed by `S`.
+    pub fn with_capacity_and_hasher(rows: usize) -> Self {
+        LastRowWins {
+            place: HashMap::with_capacity_and_hasher(rows, S::default()),
+            more: HashMap::default(),
+            places: Vec::with_capacity(rows),
+            dropped: 0,
+        }
+    }
+
+    /// Takes the next row, `row`, whose ARN is `arn`: the row it replaces, if its ARN had one.
+    pub fn push(&mut self, arn: K, row: P) -> Option<P> {
+        self.push_with(arn, row, |_| true)
+    }
+
+    /// Takes the next row, `row`, whose ARN's key is `key`, where `same` says whether a row
+    /// kept under the key has the same ARN (a key that stands for one ARN: always). The
+    /// row it replaces, if its ARN had one.
+    pub fn push_with(&mut self, key: K, row: P, mut same: impl FnMut(&P) -> bool) -> Option<P> {
+        let entry = match self.place.entry(key) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(self.places.len());
+                self.places.push(row);
+                return None;
+            }
+            std::collections::hash_map::Entry::Occupied(e) => e,
+        };
+        let first = *entry.get();
+        let others = self.more.get(entry.key()).map_or(&[][..], Vec::as_slice);
+        let found = std::iter::once(first)
+            .chain(others.iter().copied())
+            .find(|&at| same(&self.places[at]));
+        match found {
+            Some(at) => {
+                self.dropped += 1;
+                Some(std::mem::replace(&mut self.places[at], row))
+            }
+            None => {
+                let key = entry.key().clone();
+                self.more.entry(key).or_default().push(self.places.len());
+                self.places.push(row);
+                None
+            }
+        }
+    }
+
+    /// The rows kept, one per ARN in the order of their first rows, and how many rows were
+    /// dropped because a later row had the same ARN.
+    pub fn finish(self) -> (Vec<P>, usize) {
+        (self.places, self.dropped)
+    }
+}
+
+/// Keeps one row per ARN by [`LastRowWins`]. Returns how many rows were dropped.
+fn drop_duplicates(rows: &mut Vec<UserRow>) -> usize {
+    let mut rule = LastRowWins::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        rule.push(r.arn.as_str(), i);
+    }
+    let (keep, dropped) = rule.finish();
+    if dropped == 0 {
         return 0;
     }
-    let mut keep: Vec<Option<usize>> = vec![None; rows.len()];
-    let mut first: HashMap<&str, usize> = HashMap::with_capacity(last.len());
-    for (i, r) in rows.iter().enumerate() {
-        let at = *first.entry(r.arn.as_str()).or_insert(i);
-        keep[at] = Some(last[r.arn.as_str()]);
-    }
-    let dropped = rows.len() - last.len();
-    drop((last, first));
     let mut taken: Vec<Option<UserRow>> = std::mem::take(rows).into_iter().map(Some).collect();
     *rows = keep
         .into_iter()
-        .flatten()
         .map(|i| taken[i].take().expect("each kept row is taken once"))
         .collect();
     dropped
@@ -488,6 +805,12 @@ fn repair_unquoted_commas(
 /// anything else in the `user` column (a 20 MB field, a shifted row) is not a user AWS wrote.
 const MAX_USER_NAME: usize = 64;
 
+/// [`crate::arn::is_iam_name_char`] for each byte, looked up rather than asked per byte of
+/// every row.
+static IAM_NAME_BYTES: std::sync::LazyLock<[bool; 256]> = std::sync::LazyLock::new(|| {
+    std::array::from_fn(|b| crate::arn::is_iam_name_char(char::from(b as u8)))
+});
+
 /// The longest ARN IAM returns (ARNs are at most 2,048 characters).
 const MAX_ARN: usize = 2048;
 
@@ -496,9 +819,7 @@ fn parse_row(f: &csv::ByteRecord, c: &Columns) -> Result<UserRow, SkipReason> {
     if raw_user != ROOT_USER.as_bytes()
         && (raw_user.is_empty()
             || raw_user.len() > MAX_USER_NAME
-            || !raw_user
-                .iter()
-                .all(|&b| crate::arn::is_iam_name_char(char::from(b))))
+            || !raw_user.iter().all(|&b| IAM_NAME_BYTES[usize::from(b)]))
     {
         return Err(invalid("user", raw_user));
     }
@@ -559,7 +880,10 @@ fn parse_row(f: &csv::ByteRecord, c: &Columns) -> Result<UserRow, SkipReason> {
 }
 
 fn text(field: &[u8]) -> String {
-    String::from_utf8_lossy(field).trim().to_owned()
+    match std::str::from_utf8(field) {
+        Ok(s) => s.trim().to_owned(),
+        Err(_) => String::from_utf8_lossy(field).trim().to_owned(),
+    }
 }
 
 fn truncate(s: &str) -> String {
@@ -616,13 +940,13 @@ pub fn parse_timestamp(v: &[u8]) -> Option<DateTime<Utc>> {
         _ => false,
     };
     if fast && v[4] == b'-' && v[7] == b'-' && v[10] == b'T' && v[13] == b':' && v[16] == b':' {
-        let num = |r: std::ops::Range<usize>| -> Option<u32> {
-            v[r].iter().try_fold(0u32, |acc, &b| {
-                b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
-            })
-        };
-        let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
-        let time = date.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?;
+        const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+        if !DIGITS.iter().all(|&i| v[i].is_ascii_digit()) {
+            return None;
+        }
+        let two = |i: usize| u32::from(v[i] - b'0') * 10 + u32::from(v[i + 1] - b'0');
+        let date = NaiveDate::from_ymd_opt((two(0) * 100 + two(2)) as i32, two(5), two(8))?;
+        let time = date.and_hms_opt(two(11), two(14), two(17))?;
         return Some(time.and_utc());
     }
     let s = std::str::from_utf8(v).ok()?;
@@ -839,6 +1163,25 @@ mod tests {
         assert_eq!(r.rows.len(), 1);
         assert_eq!(r.duplicates, 1);
         assert!(r.rows[0].mfa_active);
+    }
+
+    #[test]
+    fn rows_whose_keys_collide_are_told_apart() {
+        // Keyed by length, "bb", "cc" and "dd" share a key: the rule must still keep one row
+        // per ARN, as keyed by the ARN itself.
+        let arns = ["a", "bb", "a", "cc", "bb", "dd", "cc", "a", "dd"];
+        let mut exact = LastRowWins::with_capacity(0);
+        let mut by_length: LastRowWins<usize, (usize, &str)> = LastRowWins::with_capacity(0);
+        for (i, arn) in arns.iter().enumerate() {
+            let replaced = exact.push(*arn, i);
+            let told = by_length.push_with(arn.len(), (i, *arn), |&(_, kept)| kept == *arn);
+            assert_eq!(replaced, told.map(|(j, _)| j), "{i}");
+        }
+        let (exact, exact_dropped) = exact.finish();
+        let (told, told_dropped) = by_length.finish();
+        assert_eq!(exact, told.iter().map(|(i, _)| *i).collect::<Vec<_>>());
+        assert_eq!((exact, exact_dropped), (vec![7, 4, 6, 8], 5));
+        assert_eq!(told_dropped, 5);
     }
 
     #[test]
