@@ -24,22 +24,15 @@ users="${USERS:-50}"
 timeout="${TIMEOUT:-120}"
 
 PATH="$(scripts/install-test-tools):$PATH"
-python="$(dirname "$(command -v moto_server)")/python"
 nice -n 10 cargo build --release --quiet --bin iam-credentials-exporter
 
 printf '%-4s %14s %6s %12s\n' run ready_seconds users vmhwm_mib
 : >"$work/times"
 for ((i = 1; i <= runs; i++)); do
-  moto_start endpoint
-  "$python" benches/support/seed_users.py "$endpoint" "$users" >/dev/null
-  log="$work/exporter-$i.log"
-  t0=$(now)
-  aws_env "$endpoint"
-  spawn pid env "${AWS_ENV[@]}" "$B" --web.listen-address 127.0.0.1:0 2>"$log"
-  addr=$(exporter_addr "$log")
-  wait_ready "$addr" "$pid" "$timeout" || { cat "$log" >&2; exit 1; }
-  t=$(elapsed "$t0")
-  hwm=$(status_kib "$pid" VmHWM)
+  seeded_moto endpoint "$users"
+  exporter_to_ready "$i" "$endpoint" "$timeout"
+  t=$ready_seconds
+  hwm=$hwm_kib
   served=$(curl -s "http://$addr/metrics" | awk '/^aws_iam_users\{/ { v = $2 } END { print v }')
   [ "$served" = "$users" ] || { echo "run $i: served aws_iam_users=$served, not $users" >&2; exit 1; }
   printf '%-4s %14s %6s %12s\n' "$i" "$t" "$served" "$(mib "$hwm")"

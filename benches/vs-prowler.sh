@@ -54,16 +54,10 @@ printf '%-4s %-9s %10s %10s %s\n' run tool seconds rss_mib result
 : >"$work/results"
 for ((i = 1; i <= runs; i++)); do
   # The exporter.
-  moto_start endpoint
-  "$python" benches/support/seed_users.py "$endpoint" "$users" >/dev/null
-  log="$work/exporter-$i.log"
-  t0=$(now)
-  aws_env "$endpoint"
-  spawn pid env "${AWS_ENV[@]}" "$B" --web.listen-address 127.0.0.1:0 2>"$log"
-  addr=$(exporter_addr "$log")
-  wait_ready "$addr" "$pid" 300 || { cat "$log" >&2; exit 1; }
-  t=$(elapsed "$t0")
-  hwm=$(status_kib "$pid" VmHWM)
+  seeded_moto endpoint "$users"
+  exporter_to_ready "$i" "$endpoint" 300
+  t=$ready_seconds
+  hwm=$hwm_kib
   curl -s "http://$addr/metrics" >"$work/metrics"
   served=$(awk '/^aws_iam_users\{/ { v = $2 } END { print v }' "$work/metrics")
   [ "$served" = "$users" ] || { echo "run $i: the exporter served aws_iam_users=$served, not $users" >&2; exit 1; }
@@ -74,8 +68,7 @@ for ((i = 1; i <= runs; i++)); do
   moto_stop
 
   # Prowler, in a directory of its own (it writes its reports under ./output).
-  moto_start endpoint
-  "$python" benches/support/seed_users.py "$endpoint" "$users" >/dev/null
+  seeded_moto endpoint "$users"
   mkdir -p "$work/prowler-$i"
   rc=0
   aws_env "$endpoint"

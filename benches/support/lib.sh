@@ -142,6 +142,27 @@ moto_start() {
 # moto_stop: ends the moto started last.
 moto_stop() { stop "$_moto_pid"; }
 
+# seeded_moto VAR USERS: a fresh moto (moto_start) seeded with USERS users by
+# benches/support/seed_users.py, in the test tools' Python; VAR gets its endpoint URL.
+seeded_moto() {
+  moto_start "$1"
+  "$(dirname "$(command -v moto_server)")/python" benches/support/seed_users.py "${!1}" "$2" >/dev/null
+}
+
+# exporter_to_ready RUN ENDPOINT TIMEOUT: starts the exporter with default flags against the
+# AWS endpoint ENDPOINT (its log in $work/exporter-RUN.log) and waits until /-/ready answers
+# 200; sets pid and addr, ready_seconds (from process start) and hwm_kib (VmHWM then).
+exporter_to_ready() {
+  local log="$work/exporter-$1.log" t0
+  t0=$(now)
+  aws_env "$2"
+  spawn pid env "${AWS_ENV[@]}" "$B" --web.listen-address 127.0.0.1:0 2>"$log"
+  addr=$(exporter_addr "$log")
+  wait_ready "$addr" "$pid" "$3" || { cat "$log" >&2; exit 1; }
+  ready_seconds=$(elapsed "$t0")
+  hwm_kib=$(status_kib "$pid" VmHWM)
+}
+
 # aws_env ENDPOINT: sets AWS_ENV, the `env` arguments that point the AWS SDK's default chain
 # (the exporter's and boto3's) at ENDPOINT, credentials x/x, region us-east-1, and keep it off
 # this machine's profile and instance metadata: `env "${AWS_ENV[@]}" CMD...`.
