@@ -108,8 +108,8 @@ fn deflate_into(out: &mut Vec<u8>, text: &[u8]) {
 #[derive(Debug, Clone)]
 pub struct Packed {
     text: Bodies,
-    deflated: Vec<Option<Bytes>>,
-    crcs: Vec<crc32fast::Hasher>,
+    /// Per family, once finished: the compressed piece and its text's CRC-32 and length.
+    deflated: Vec<Option<(Bytes, crc32fast::Hasher)>>,
     /// While writing: each family's compressed chunks so far.
     pending: Vec<Deflated>,
 }
@@ -126,7 +126,6 @@ impl Packed {
         Packed {
             text: Bodies::default(),
             deflated: vec![None; Family::ALL.len()],
-            crcs: vec![crc32fast::Hasher::new(); Family::ALL.len()],
             pending: vec![Deflated::default(); Family::ALL.len()],
         }
     }
@@ -159,8 +158,7 @@ impl Packed {
             d.push(body.as_bytes());
             *body = String::new();
             let d = d.shrink();
-            self.crcs[i] = d.crc.clone();
-            self.deflated[i] = Some(Bytes::from(d.data));
+            self.deflated[i] = Some((Bytes::from(d.data), d.crc));
         }
         self.pending = Vec::new();
         self
@@ -168,9 +166,7 @@ impl Packed {
 
     /// The family's compressed piece, if its body was big enough to be compressed alone.
     pub fn deflated(&self, f: Family) -> Option<(&Bytes, &crc32fast::Hasher)> {
-        self.deflated[f as usize]
-            .as_ref()
-            .map(|d| (d, &self.crcs[f as usize]))
+        self.deflated[f as usize].as_ref().map(|(d, crc)| (d, crc))
     }
 
     /// The family's text, when it was small enough to stay text.
@@ -185,7 +181,7 @@ impl Packed {
                 .deflated
                 .iter()
                 .flatten()
-                .map(Bytes::len)
+                .map(|(d, _)| d.len())
                 .sum::<usize>()
     }
 }
