@@ -173,23 +173,15 @@ fn push_days(out: &mut String, since: DateTime<Utc>, now: DateTime<Utc>) {
         0 => out.push_str("less than a day ago"),
         1 => out.push_str("1 day ago"),
         d => {
-            push_number(out, d.unsigned_abs(), 1);
+            push_number(out, d.unsigned_abs());
             out.push_str(" days ago");
         }
     }
 }
 
-/// Appends `n` in decimal, zero-padded to `width` digits.
-fn push_number(out: &mut String, n: u64, width: usize) {
-    let mut digits = [b'0'; 20];
-    let at = digits.len() - width.max(decimal_digits(n));
-    put_digits(&mut digits[at..], n);
-    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
-}
-
-/// How many decimal digits `n` has.
-fn decimal_digits(n: u64) -> usize {
-    n.checked_ilog10().map_or(1, |l| l as usize + 1)
+/// Appends `n` in decimal, as the exposition writer does (`itoa`).
+fn push_number(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Writes `n` into `b` in decimal, right-aligned (the digits that do not fit are lost).
@@ -265,7 +257,7 @@ fn describe_into(out: &mut String, f: &Finding, row: &UserRow, now: DateTime<Utc
     let key = f.key.unwrap_or(0);
     let with_key = |out: &mut String, before: &str, after: &str| {
         out.push_str(before);
-        push_number(out, u64::from(key), 1);
+        push_number(out, u64::from(key));
         out.push_str(after);
     };
     match f.check {
@@ -314,7 +306,7 @@ fn describe_into(out: &mut String, f: &Finding, row: &UserRow, now: DateTime<Utc
                 [] => out.push_str("both access keys are active"),
                 [one] => {
                     out.push_str("both access keys are active; key ");
-                    push_number(out, *one as u64, 1);
+                    push_number(out, *one as u64);
                     out.push_str(" has no date in the report, so its age cannot be judged");
                 }
                 _ => out.push_str("both access keys are active; neither has a date in the report, so their age cannot be judged"),
