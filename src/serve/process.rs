@@ -15,7 +15,8 @@ const TICKS_PER_SECOND: f64 = 100.0;
 /// Reads the figures; what cannot be read is left out.
 pub fn read() -> ProcessStats {
     let mut p = ProcessStats::default();
-    let mut buf = Vec::with_capacity(PROC_FILE_BYTES);
+    // Zeroed once, and read into as it is: see `read_proc`.
+    let mut buf = vec![0; PROC_FILE_BYTES];
     if let Some(stat) = read_proc("/proc/self/stat", &mut buf) {
         // The command name (field 2) is in parentheses and may contain spaces: count fields
         // from the last ')'.
@@ -58,21 +59,22 @@ const PROC_FILE_BYTES: usize = 8 * 1024;
 
 /// Reads a small `/proc` file into `buf` with one read call (and one more to see the end):
 /// `read_to_string` probes a file of unknown size with small reads first, a dozen calls
-/// per scrape for these three files.
+/// per scrape for these three files. `buf` keeps its length and is not zeroed again: this
+/// crate is built for size, where zeroing it for each file cost more than reading them.
 fn read_proc<'a>(path: &str, buf: &'a mut Vec<u8>) -> Option<&'a str> {
     use std::io::Read;
-    buf.clear();
     let mut file = std::fs::File::open(path).ok()?;
+    let mut len = 0;
     loop {
-        let len = buf.len();
-        buf.resize(len + PROC_FILE_BYTES, 0);
-        let n = file.read(&mut buf[len..]).ok()?;
-        buf.truncate(len + n);
-        if n == 0 {
-            break;
+        if len == buf.len() {
+            buf.resize(len + PROC_FILE_BYTES, 0);
+        }
+        match file.read(&mut buf[len..]).ok()? {
+            0 => break,
+            n => len += n,
         }
     }
-    std::str::from_utf8(buf).ok()
+    std::str::from_utf8(&buf[..len]).ok()
 }
 
 /// The process series read now, as text: they follow the snapshot in each scrape (in the
@@ -109,6 +111,27 @@ mod tests {
             text.contains("# TYPE process_cpu_seconds_total counter\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_file_longer_than_the_buffer_is_read_whole_and_a_shorter_one_after_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let long: String = (0..3 * PROC_FILE_BYTES)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let (long_path, short_path) = (dir.path().join("long"), dir.path().join("short"));
+        std::fs::write(&long_path, &long).unwrap();
+        std::fs::write(&short_path, "short\n").unwrap();
+        let mut buf = vec![0; PROC_FILE_BYTES];
+        assert_eq!(
+            read_proc(long_path.to_str().unwrap(), &mut buf),
+            Some(long.as_str())
+        );
+        assert_eq!(
+            read_proc(short_path.to_str().unwrap(), &mut buf),
+            Some("short\n")
+        );
+        assert_eq!(read_proc("/nonexistent/file", &mut buf), None);
     }
 
     #[test]
