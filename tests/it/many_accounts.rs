@@ -331,7 +331,7 @@ fn three_shards_read_every_account_exactly_once() {
     let config = dir.path().join("config.yml");
     write_config(
         &config,
-        "refresh: { interval: 1s }\norganization: { role_name: reader }\n",
+        "refresh: { interval: 1m }\norganization: { role_name: reader }\n",
     );
     let env = moto.env();
     let shards: Vec<Exporter> = (0..3)
@@ -349,20 +349,18 @@ fn three_shards_read_every_account_exactly_once() {
         .collect();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for (i, shard) in shards.iter().enumerate() {
+        // Each of its accounts served once read: a served report stays, so this cannot flap
+        // the way "every last refresh succeeded" can when three exporters share one moto.
         let m = wait_for(&format!("shard {i} to read its accounts"), LONG, || {
             let m = shard.metrics();
             let n = sample(&m, "iam_credentials_exporter_accounts")?;
-            let ok = accounts_of(&m, "iam_credentials_exporter_refresh_success");
             (sample(
                 &m,
                 "iam_credentials_exporter_organization_discovery_success",
             ) == Some(1.0)
                 && n > 0.0
-                && ok.len() == n as usize
-                && ok.iter().all(|id| {
-                    value(&m, "iam_credentials_exporter_refresh_success", id) == Some(1.0)
-                }))
-            .then_some(m)
+                && accounts_of(&m, "aws_iam_users").len() == n as usize)
+                .then_some(m)
         });
         for id in accounts_of(&m, "aws_iam_users") {
             *seen.entry(id).or_default() += 1;
