@@ -356,6 +356,11 @@ pub fn parse(input: &[u8]) -> Result<CredentialReport, ReportError> {
     }
     report.account_id = rows.account_id().map(str::to_owned);
     report.duplicates = drop_duplicates(&mut report.rows);
+    // The exporter keeps each account's report to judge it again, and replaces it at every
+    // refresh: without the room the pushes left (5,001 rows in room for 8,192), the heap stays
+    // compact. benches/scale, 100 accounts of 5,000 users, once their reports were replaced:
+    // 161 MiB with this, 198 without.
+    report.rows.shrink_to_fit();
     Ok(report)
 }
 
