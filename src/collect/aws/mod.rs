@@ -360,13 +360,13 @@ mod tests {
     }
 
     #[test]
-    fn polls_start_at_a_quarter_of_the_backoff_and_never_follow_at_once() {
+    fn polls_start_at_a_tenth_of_the_backoff_and_never_follow_at_once() {
         let b = backoff();
-        assert_eq!(b.poll_delay(0, 0.0), 25 * MS);
-        assert_eq!(b.poll_delay(0, 1.0), 25 * MS);
-        assert_eq!(b.poll_delay(1, 1.0), 50 * MS);
-        assert_eq!(b.poll_delay(3, 0.0), 25 * MS);
-        assert_eq!(b.poll_delay(3, 0.5), 100 * MS);
+        assert_eq!(b.poll_delay(0, 0.0), 10 * MS);
+        assert_eq!(b.poll_delay(0, 1.0), 10 * MS);
+        assert_eq!(b.poll_delay(1, 1.0), 20 * MS);
+        assert_eq!(b.poll_delay(3, 0.0), 10 * MS);
+        assert_eq!(b.poll_delay(3, 0.5), 40 * MS);
         assert_eq!(b.poll_delay(10, 1.0), 1000 * MS);
     }
 

@@ -32,12 +32,13 @@ impl Backoff {
     }
 
     /// The delay before poll number `attempt` while AWS generates a report: the same, but
-    /// from a quarter of `base` (250 ms by default: a report being built is often ready
-    /// within a second or two, and the first data should not wait for a whole backoff), and
-    /// never shorter than that quarter, so a poll never follows the last one at once.
+    /// from a tenth of `base` (100 ms by default: a small account's report is often ready
+    /// within a few hundred milliseconds, and the first data should not wait for a whole
+    /// backoff; a report that takes seconds costs one poll more than from 250 ms), and never
+    /// shorter than that tenth, so a poll never follows the last one at once.
     pub fn poll_delay(&self, attempt: u32, unit: f64) -> Duration {
         let quick = Backoff {
-            base: self.base / 4,
+            base: self.base / 10,
             max: self.max,
         };
         quick.delay(attempt, unit).max(quick.base)
