@@ -108,18 +108,8 @@ impl<T, W: Fn(&mut dyn FnMut(&T) -> ControlFlow<()>)> Walk<T, W> {
 impl<T: Serialize, W: Fn(&mut dyn FnMut(&T) -> ControlFlow<()>)> Serialize for Walk<T, W> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(None)?;
-        let mut failed = None;
-        (self.0)(&mut |item| match seq.serialize_element(item) {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(e) => {
-                failed = Some(e);
-                ControlFlow::Break(())
-            }
-        });
-        match failed {
-            Some(e) => Err(e),
-            None => seq.end(),
-        }
+        try_walk(&self.0, |item| seq.serialize_element(item))?;
+        seq.end()
     }
 }
 
@@ -236,14 +226,7 @@ fn serialize_since<S: Serializer>(since: &Option<DateTime<Utc>>, s: S) -> Result
     }
 }
 
-/// A sentence saying why the finding of `row` failed.
-pub fn describe(f: &Finding, row: &UserRow, now: DateTime<Utc>) -> String {
-    let mut out = String::new();
-    describe_into(&mut out, f, row, now);
-    out
-}
-
-/// Appends [`describe`]'s sentence to `out`.
+/// Appends a sentence saying why the finding of `row` failed.
 fn describe_into(out: &mut String, f: &Finding, row: &UserRow, now: DateTime<Utc>) {
     let when = |out: &mut String, t: Option<DateTime<Utc>>| match t {
         Some(t) => {
@@ -355,19 +338,11 @@ pub struct Listed {
 impl Findings for Listed {
     fn each(&self, check: Option<Check>, f: &mut dyn FnMut(&FindingRecord) -> ControlFlow<()>) {
         let wanted = |r: &&FindingRecord| check.is_none_or(|c| c.name() == r.check);
-        for r in self.findings.iter().filter(wanted) {
-            if f(r).is_break() {
-                return;
-            }
-        }
+        let _ = self.findings.iter().filter(wanted).try_for_each(f);
     }
 
     fn each_muted(&self, f: &mut dyn FnMut(&MutedRecord) -> ControlFlow<()>) {
-        for m in &self.muted {
-            if f(m).is_break() {
-                return;
-            }
-        }
+        let _ = self.muted.iter().try_for_each(f);
     }
 }
 
@@ -380,14 +355,6 @@ pub struct Judged<'a> {
     pub judging: Judging<'a>,
 }
 
-/// What [`relay`] passes: filled on a reading thread, read on this one, then sent back to
-/// be cleared (on the thread that made its contents) and filled again, so that its room is
-/// allocated once.
-trait Batch: Default + Send {
-    /// Empties it, keeping its room.
-    fn clear(&mut self);
-}
-
 /// The threads that read a report's blocks ([`relay`]). Two: with the calling thread, which
 /// does what must be done in order, they keep two cores busy; more would take turns.
 const READERS: usize = 2;
@@ -395,7 +362,9 @@ const READERS: usize = 2;
 /// Runs `fill` for blocks `0..blocks`, block `k` on reading thread `k % READERS`, and
 /// `read` on this thread for each block in order, at most a few blocks behind the readers;
 /// `read` breaking stops them all. One block is filled and read here, without threads.
-fn relay<B: Batch>(
+/// A batch goes back to the thread that filled it, to be filled again (emptied by `fill`,
+/// on the thread that made its contents), so that its room is allocated once.
+fn relay<B: Default + Send>(
     blocks: usize,
     fill: impl Fn(usize, &mut B) + Sync,
     mut read: impl FnMut(usize, &mut B) -> ControlFlow<()>,
@@ -420,7 +389,6 @@ fn relay<B: Batch>(
             s.spawn(move || {
                 for k in (t..blocks).step_by(READERS) {
                     let mut batch = used.try_recv().unwrap_or_default();
-                    batch.clear();
                     fill(k, &mut batch);
                     if full.send(batch).is_err() {
                         return; // the reading stopped early
@@ -455,33 +423,12 @@ struct ScannedBlock {
     ended: Option<RowAt>,
 }
 
-impl Batch for ScannedBlock {
-    fn clear(&mut self) {
-        self.records.clear();
-        self.ended = None;
-    }
-}
-
 /// Records made on a reading thread: the first `len` of `items`, whose room (and their
 /// strings' room) is kept to be filled again.
+#[derive(Default)]
 struct Made<T> {
     items: Vec<T>,
     len: usize,
-}
-
-impl<T> Default for Made<T> {
-    fn default() -> Self {
-        Made {
-            items: Vec::new(),
-            len: 0,
-        }
-    }
-}
-
-impl<T: Default + Send> Batch for Made<T> {
-    fn clear(&mut self) {
-        self.len = 0;
-    }
 }
 
 impl<T: Default> Made<T> {
@@ -515,6 +462,7 @@ impl Judged<'_> {
         let n = self.scan.row_count();
         let account = self.scan.account_id.as_deref();
         let fill = |k: usize, batch: &mut Made<T>| {
+            batch.len = 0;
             let rows = k * KEPT_BLOCK..n.min((k + 1) * KEPT_BLOCK);
             for (i, row) in self.scan.rows_in(rows) {
                 self.judging.findings(i, &row, account, &mut |x, muted| {
@@ -585,6 +533,7 @@ pub fn scan<'a>(input: &'a [u8], judging: Judging<'_>) -> Result<(Scan<'a>, Coun
         let mut misread = false;
         let keys = scanning.keys();
         let fill = |k: usize, block: &mut ScannedBlock| {
+            block.records.clear();
             block.ended = blocks.read(k, |r| {
                 block.records.push(match r {
                     Record::User(at, row) => match judging.apart(&keys, at, &row) {
@@ -967,19 +916,20 @@ pub fn summary<F>(v: &Verdict<F>, findings: usize, failing: usize) -> String {
     }
 }
 
-/// Writes `text` to `out`, keeping the first error; breaks once there is one.
-fn put(
-    out: &mut dyn Write,
-    text: impl AsRef<[u8]>,
-    failed: &mut Option<io::Error>,
-) -> ControlFlow<()> {
-    match out.write_all(text.as_ref()) {
+/// Hands `f` each item `walk` walks, stopping the walk at `f`'s first error, which it returns.
+fn try_walk<T, E>(
+    walk: impl FnOnce(&mut dyn FnMut(&T) -> ControlFlow<()>),
+    mut f: impl FnMut(&T) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut failed = None;
+    walk(&mut |item| match f(item) {
         Ok(()) => ControlFlow::Continue(()),
         Err(e) => {
-            *failed = Some(e);
+            failed = Some(e);
             ControlFlow::Break(())
         }
-    }
+    });
+    failed.map_or(Ok(()), Err)
 }
 
 /// Formats the verdict for people, fitted to `width` columns: the findings (severity, check,
@@ -1028,16 +978,15 @@ pub fn table<F: Findings>(v: &Verdict<F>, width: usize, out: &mut dyn Write) -> 
         out.write_all(text.as_bytes())?;
         // Most severe first; within a check, in report order.
         checks.sort_by_key(|&c| (c.entry().severity as usize, c as usize));
-        let mut failed = None;
         for &c in &checks {
-            v.findings.each(Some(c), &mut |f| {
-                text.clear();
-                findings_layout.row(&mut text, &[f.severity, f.check, &f.user, &f.detail]);
-                put(out, &text, &mut failed)
-            });
-            if let Some(e) = failed {
-                return Err(e);
-            }
+            try_walk(
+                |f| v.findings.each(Some(c), f),
+                |f| {
+                    text.clear();
+                    findings_layout.row(&mut text, &[f.severity, f.check, &f.user, &f.detail]);
+                    out.write_all(text.as_bytes())
+                },
+            )?;
         }
         text.clear();
         // Failures per check, most severe first, with the controls they fail.
@@ -1094,23 +1043,22 @@ pub fn table<F: Findings>(v: &Verdict<F>, width: usize, out: &mut dyn Write) -> 
             &format!("{muted} finding(s) muted by exceptions, not counted:"),
         );
         out.write_all(text.as_bytes())?;
-        let mut failed = None;
-        v.findings.each_muted(&mut |m| {
-            text.clear();
-            let key = m.key.map(|k| format!(" key {k}")).unwrap_or_default();
-            let line = format!(
-                "{} {}{}: {} (owner {}, until {}): {}",
-                m.check, m.user, key, m.exception, m.owner, m.expires, m.reason
-            );
-            for (i, l) in wrap(&line, width - 4).iter().enumerate() {
-                let indent = if i == 0 { "  " } else { "    " };
-                text.push_str(&format!("{indent}{l}\n"));
-            }
-            put(out, &text, &mut failed)
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        try_walk(
+            |f| v.findings.each_muted(f),
+            |m| {
+                text.clear();
+                let key = m.key.map(|k| format!(" key {k}")).unwrap_or_default();
+                let line = format!(
+                    "{} {}{}: {} (owner {}, until {}): {}",
+                    m.check, m.user, key, m.exception, m.owner, m.expires, m.reason
+                );
+                for (i, l) in wrap(&line, width - 4).iter().enumerate() {
+                    let indent = if i == 0 { "  " } else { "    " };
+                    text.push_str(&format!("{indent}{l}\n"));
+                }
+                out.write_all(text.as_bytes())
+            },
+        )?;
         text.clear();
     }
     if !v.root_in_report {
@@ -1145,30 +1093,22 @@ pub fn csv<F: Findings>(v: &Verdict<F>, out: &mut dyn Write) -> io::Result<()> {
         "detail",
     ])?;
     let account = v.account_id.as_deref().unwrap_or("");
-    let mut failed = None;
-    v.findings.each(None, &mut |f| {
-        let written = w.write_record([
-            account,
-            f.check,
-            f.severity,
-            &f.controls,
-            &f.user,
-            &f.arn,
-            &f.key.map(|k| k.to_string()).unwrap_or_default(),
-            &f.since.map(|t| t.to_rfc3339()).unwrap_or_default(),
-            &f.detail,
-        ]);
-        match written {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(e) => {
-                failed = Some(e);
-                ControlFlow::Break(())
-            }
-        }
-    });
-    if let Some(e) = failed {
-        return Err(e.into());
-    }
+    try_walk(
+        |f| v.findings.each(None, f),
+        |f| {
+            w.write_record([
+                account,
+                f.check,
+                f.severity,
+                &f.controls,
+                &f.user,
+                &f.arn,
+                &f.key.map(|k| k.to_string()).unwrap_or_default(),
+                &f.since.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                &f.detail,
+            ])
+        },
+    )?;
     w.flush()
 }
 
@@ -1214,72 +1154,65 @@ pub fn json<F: Findings>(v: &Verdict<F>, out: &mut dyn Write) -> io::Result<()> 
         })
         .collect();
     let mut any = false;
-    let mut failed = None;
-    v.findings.each(None, &mut |f| {
-        if any {
-            b.push(b',');
-        }
-        any = true;
-        let known = heads.iter().find(|(check, severity, controls, _)| {
-            *check == f.check && *severity == f.severity && *controls == f.controls
-        });
-        match known {
-            Some((.., text)) => b.extend_from_slice(text),
-            None => head(&mut b, f.check, f.severity, &f.controls),
-        }
-        json_str(&mut b, &f.user);
-        b.extend_from_slice(b",\n      \"arn\": ");
-        json_str(&mut b, &f.arn);
-        b.extend_from_slice(b",\n      \"key\": ");
-        match f.key {
-            Some(k) if k < 10 => b.push(b'0' + k),
-            Some(k) => b.extend_from_slice(k.to_string().as_bytes()),
-            None => b.extend_from_slice(b"null"),
-        }
-        b.extend_from_slice(b",\n      \"since\": ");
-        match f.since.map(|t| (t, rfc3339_z(t))) {
-            None => b.extend_from_slice(b"null"),
-            Some((_, Some(z))) => {
-                b.push(b'"');
-                b.extend_from_slice(&z);
-                b.push(b'"');
+    try_walk(
+        |f| v.findings.each(None, f),
+        |f| -> io::Result<()> {
+            if any {
+                b.push(b',');
             }
-            Some((t, None)) => serde_json::to_writer(&mut b, &t).expect("writing to memory"),
-        }
-        b.extend_from_slice(b",\n      \"detail\": ");
-        json_str(&mut b, &f.detail);
-        b.extend_from_slice(b"\n    }");
-        // Written in blocks at least as large as the writer's buffer, which it then passes
-        // on without copying.
-        if b.len() < JSON_BLOCK {
-            return ControlFlow::Continue(());
-        }
-        let flow = put(out, &b, &mut failed);
-        b.clear();
-        flow
-    });
-    if let Some(e) = failed {
-        return Err(e);
-    }
+            any = true;
+            let known = heads.iter().find(|(check, severity, controls, _)| {
+                *check == f.check && *severity == f.severity && *controls == f.controls
+            });
+            match known {
+                Some((.., text)) => b.extend_from_slice(text),
+                None => head(&mut b, f.check, f.severity, &f.controls),
+            }
+            json_str(&mut b, &f.user);
+            b.extend_from_slice(b",\n      \"arn\": ");
+            json_str(&mut b, &f.arn);
+            b.extend_from_slice(b",\n      \"key\": ");
+            match f.key {
+                Some(k) if k < 10 => b.push(b'0' + k),
+                Some(k) => b.extend_from_slice(k.to_string().as_bytes()),
+                None => b.extend_from_slice(b"null"),
+            }
+            b.extend_from_slice(b",\n      \"since\": ");
+            match f.since.map(|t| (t, rfc3339_z(t))) {
+                None => b.extend_from_slice(b"null"),
+                Some((_, Some(z))) => {
+                    b.push(b'"');
+                    b.extend_from_slice(&z);
+                    b.push(b'"');
+                }
+                Some((t, None)) => serde_json::to_writer(&mut b, &t).expect("writing to memory"),
+            }
+            b.extend_from_slice(b",\n      \"detail\": ");
+            json_str(&mut b, &f.detail);
+            b.extend_from_slice(b"\n    }");
+            // Written in blocks at least as large as the writer's buffer, which it then passes
+            // on without copying.
+            if b.len() >= JSON_BLOCK {
+                out.write_all(&b)?;
+                b.clear();
+            }
+            Ok(())
+        },
+    )?;
     b.extend_from_slice(if any { b"\n  ]" } else { b"]" });
     b.extend_from_slice(b",\n  \"muted\": [");
     out.write_all(&b)?;
     let mut any = false;
-    v.findings.each_muted(&mut |m| {
-        b.clear();
-        b.extend_from_slice(if any { b",\n    " } else { b"\n    " });
-        any = true;
-        match pretty_at(&mut b, m, 2) {
-            Ok(()) => put(out, &b, &mut failed),
-            Err(e) => {
-                failed = Some(e.into());
-                ControlFlow::Break(())
-            }
-        }
-    });
-    if let Some(e) = failed {
-        return Err(e);
-    }
+    try_walk(
+        |f| v.findings.each_muted(f),
+        |m| {
+            b.clear();
+            b.extend_from_slice(if any { b",\n    " } else { b"\n    " });
+            any = true;
+            pretty_at(&mut b, m, 2)?;
+            out.write_all(&b)
+        },
+    )?;
     out.write_all(if any { b"\n  ]\n}\n" } else { b"]\n}\n" })
 }
 
@@ -1406,33 +1339,27 @@ fn read_halves(path: &str) -> Option<Vec<u8>> {
 pub fn run(args: &CheckArgs, cli: &Cli) -> ExitCode {
     let now = args.at.unwrap_or_else(Utc::now);
     let say = Say::new(cli);
+    let fail = |message: &str| {
+        say.error(message);
+        ExitCode::from(2)
+    };
     let (thresholds, exceptions) = match judging(args, cli, say, now) {
         Ok(v) => v,
-        Err(e) => {
-            say.error(&format!("{e:#}"));
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(&format!("{e:#}")),
     };
-    let input = if args.file == "-" {
+    let (name, input) = if args.file == "-" {
         if std::io::stdin().is_terminal() {
             eprintln!("{}", stdin_notice());
         }
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).map(|_| buf)
+        let read = std::io::stdin().read_to_end(&mut buf).map(|_| buf);
+        ("standard input", read)
     } else {
-        read_file(&args.file)
-    };
-    let name = if args.file == "-" {
-        "standard input"
-    } else {
-        args.file.as_str()
+        (args.file.as_str(), read_file(&args.file))
     };
     let bytes = match input {
         Ok(b) => b,
-        Err(e) => {
-            say.error(&format!("reading {name}: {e}"));
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(&format!("reading {name}: {e}")),
     };
     let judging = Judging {
         now,
@@ -1442,10 +1369,7 @@ pub fn run(args: &CheckArgs, cli: &Cli) -> ExitCode {
     };
     let (scan, counts) = match scan(&bytes, judging) {
         Ok(r) => r,
-        Err(e) => {
-            say.error(&format!("{name}: {e}"));
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(&format!("{name}: {e}")),
     };
     for w in skipped_warnings(&scan.skipped, name) {
         say.warn(&w);
@@ -1478,10 +1402,7 @@ pub fn run(args: &CheckArgs, cli: &Cli) -> ExitCode {
             match asff::write(&v, region, &mut out) {
                 Ok(()) => Ok(()),
                 Err(asff::AsffError::Io(e)) => Err(e),
-                Err(e) => {
-                    say.error(&format!("{name}: {e}"));
-                    return ExitCode::from(2);
-                }
+                Err(e) => return fail(&format!("{name}: {e}")),
             }
         }
     };
@@ -1490,17 +1411,15 @@ pub fn run(args: &CheckArgs, cli: &Cli) -> ExitCode {
     }
     drop(out);
     if let Some(why) = scan.doubt(None) {
-        say.error(&format!("{name}: {why}; nothing was judged"));
-        return ExitCode::from(2);
+        return fail(&format!("{name}: {why}; nothing was judged"));
     }
     if !scan.skipped.is_empty() {
         let summary = skip_summary(&scan.skipped);
         if !args.allow_skipped_rows {
-            say.error(&format!(
+            return fail(&format!(
                 "{name}: the verdict is incomplete: {} row(s) skipped ({summary}), and the users in them are not judged; --allow-skipped-rows accepts it",
                 scan.skipped.len()
             ));
-            return ExitCode::from(2);
         }
         say.warn(&format!(
             "{name}: {} row(s) skipped ({summary}); their users are not judged",
