@@ -12,21 +12,18 @@ so every check the benchmarks compare has both passing and failing users. Prints
 users created.
 """
 
+import os
 import sys
 
-import boto3
+# The tests' moto helpers: the same client and virtual MFA set-up.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "moto"))
+from iam import client, enable_virtual_mfa  # noqa: E402
 
 
 def main():
     endpoint = sys.argv[1]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 50
-    iam = boto3.client(
-        "iam",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
+    iam = client(endpoint)
     for i in range(n):
         user = f"user-{i:03}"
         iam.create_user(UserName=user)
@@ -34,15 +31,7 @@ def main():
         if shape in (0, 1):
             iam.create_login_profile(UserName=user, Password="correct-horse-battery-staple-1A!")
         if shape == 0:
-            serial = iam.create_virtual_mfa_device(VirtualMFADeviceName=f"{user}-mfa")[
-                "VirtualMFADevice"
-            ]["SerialNumber"]
-            iam.enable_mfa_device(
-                UserName=user,
-                SerialNumber=serial,
-                AuthenticationCode1="123456",
-                AuthenticationCode2="654321",
-            )
+            enable_virtual_mfa(iam, user)
         if shape in (0, 2):
             iam.create_access_key(UserName=user)
         if shape == 2:
