@@ -46,7 +46,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::provider::{self as credentials, ProvideCredentials};
-use aws_sdk_iam::config::{SharedHttpClient, SharedIdentityCache};
+use aws_sdk_iam::config::SharedHttpClient;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -124,27 +124,19 @@ pub struct Connect {
 /// What the SDK builds is kept once for the process, not once per account: the configuration,
 /// and with it one HTTP client (one connection pool, one TLS configuration with its parsed
 /// root certificates) that every IAM, STS and Organizations client shares. An account keeps
-/// only its role, and its credentials in a cache of its own; its IAM client is built for each
-/// round and dropped after it, its STS client for each AssumeRole.
+/// only a copy of the configuration with its role's credentials, in a cache of its own; its
+/// IAM client is built for each round and dropped after it, its STS client for each
+/// AssumeRole.
 #[derive(Debug, Clone)]
 pub struct AwsEnv {
+    /// With an assumed role, its credentials ([`AssumeRoleOnDemand`]) and this account's own
+    /// credentials cache: the role's credentials until shortly before they expire. Not the
+    /// loaded configuration's cache, which every account would share: that one holds 64
+    /// providers' credentials at most and evicts one to make room for another, so beyond 64
+    /// accounts they would push each other's out and assume their roles again.
     config: Arc<SdkConfig>,
-    /// The role whose credentials calls carry, when assumed.
-    role: Option<Role>,
-}
-
-/// An assumed role: what one account keeps between rounds.
-#[derive(Debug, Clone)]
-struct Role {
-    /// The role's ARN, for error messages.
-    arn: String,
-    /// Assumes the role when the cache asks ([`AssumeRoleOnDemand`]).
-    credentials: SharedCredentialsProvider,
-    /// This account's own credentials cache: the role's credentials until shortly before they
-    /// expire. Not the configuration's cache, which every account would share: that one
-    /// holds 64 providers' credentials at most and evicts one to make room for another, so
-    /// beyond 64 accounts they would push each other's out and assume their roles again.
-    cache: SharedIdentityCache,
+    /// The ARN of the role whose credentials calls carry, when assumed, for error messages.
+    role_arn: Option<String>,
 }
 
 /// A role to assume: ARN, optional external id, session name.
@@ -192,7 +184,7 @@ impl AwsEnv {
         let config = loader.http_client(default_http_client()).load().await;
         AwsEnv {
             config: Arc::new(config),
-            role: None,
+            role_arn: None,
         }
     }
 
@@ -204,25 +196,22 @@ impl AwsEnv {
     pub async fn assume(&self, role: &AssumeRole) -> AwsEnv {
         // STS is called with this configuration's credentials: the default chain's, or, when
         // this configuration is itself a role's, that role's (a chain of roles).
-        let base = match &self.role {
-            None => self.config.clone(),
-            Some(parent) => Arc::new(
-                self.config
-                    .to_builder()
-                    .credentials_provider(parent.credentials.clone())
-                    .build(),
-            ),
-        };
+        let credentials = SharedCredentialsProvider::new(AssumeRoleOnDemand {
+            role: role.clone(),
+            base: self.config.clone(),
+        });
+        // The provider itself, which the clients built from this configuration take as it is
+        // (a service config builder's `credentials_provider` would wrap it in a new one, of a
+        // new cache partition: every round would assume the role again).
+        let config = self
+            .config
+            .to_builder()
+            .credentials_provider(credentials)
+            .identity_cache(IdentityCache::lazy().build())
+            .build();
         AwsEnv {
-            config: self.config.clone(),
-            role: Some(Role {
-                arn: role.arn.clone(),
-                credentials: SharedCredentialsProvider::new(AssumeRoleOnDemand {
-                    role: role.clone(),
-                    base,
-                }),
-                cache: IdentityCache::lazy().build(),
-            }),
+            config: Arc::new(config),
+            role_arn: Some(role.arn.clone()),
         }
     }
 
@@ -238,33 +227,19 @@ impl AwsEnv {
 
     /// The ARN of the role whose credentials calls carry, when assumed.
     fn role_arn(&self) -> Option<&str> {
-        self.role.as_ref().map(|r| r.arn.as_str())
+        self.role_arn.as_deref()
     }
 
     /// An IAM client with this configuration and credentials. Cheap enough to build for each
-    /// round: it shares the configuration's HTTP client, and the role's credentials stay in
-    /// the role's cache.
+    /// round: it shares the configuration's HTTP client, and a role's credentials stay in the
+    /// account's cache.
     fn iam_client(&self) -> aws_sdk_iam::Client {
-        let mut config = aws_sdk_iam::config::Builder::from(self.config.as_ref());
-        if let Some(role) = &self.role {
-            // The provider itself, not wrapped again (`credentials_provider` would wrap it in
-            // a new one, of a new cache partition: every round would assume the role again).
-            config.set_credentials_provider(Some(role.credentials.clone()));
-            config.set_identity_cache(role.cache.clone());
-        }
-        aws_sdk_iam::Client::from_conf(config.build())
+        aws_sdk_iam::Client::new(&self.config)
     }
 
     /// An Organizations client with this configuration and credentials.
     fn organizations_client(&self) -> aws_sdk_organizations::Client {
-        let mut config = aws_sdk_organizations::config::Builder::from(self.config.as_ref());
-        if let Some(role) = &self.role {
-            // The provider itself, not wrapped again (`credentials_provider` would wrap it in
-            // a new one, of a new cache partition: every round would assume the role again).
-            config.set_credentials_provider(Some(role.credentials.clone()));
-            config.set_identity_cache(role.cache.clone());
-        }
-        aws_sdk_organizations::Client::from_conf(config.build())
+        aws_sdk_organizations::Client::new(&self.config)
     }
 }
 
